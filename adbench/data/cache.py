@@ -1,0 +1,199 @@
+"""Decoded, resized images of a category, cached on disk per (dataset content, input spec).
+
+The first use of a category at a given input size decodes every PNG once, checks it (readable, mask
+the size of its image) and stores uint8 arrays; later runs load those arrays and open no image file.
+The dataset's content is fingerprinted from each file's relative path, size and modification time, so
+editing or replacing an image invalidates the entry without reading any image.
+
+Cache location: `$ADBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/adbench`, else `~/.cache/adbench`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from adbench.data.layout import CategoryFiles
+from adbench.detector import CategorySpec, InputSpec
+from adbench.errors import AdbenchError
+
+# Bump when the stored arrays' meaning changes (resampling filter, layout), so stale entries are ignored.
+CACHE_FORMAT = 1
+_DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def cache_root() -> Path:
+    if explicit := os.environ.get("ADBENCH_CACHE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "adbench"
+
+
+@dataclass(frozen=True)
+class CategoryTensors:
+    """A category's images at one input spec, as uint8 tensors (N, C, H, W) and binary masks (N, H, W)."""
+
+    category: CategorySpec
+    input_spec: InputSpec
+    train: torch.Tensor
+    validation: torch.Tensor
+    test: torch.Tensor
+    test_masks: torch.Tensor  # 1 = defect pixel; all zero for defect-free images
+    test_labels: np.ndarray  # (N,) int, 1 = anomalous
+    test_defects: tuple[str, ...]
+    test_names: tuple[str, ...]  # paths relative to the dataset root
+
+    @staticmethod
+    def as_float(images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) -> float32 in [0, 1], the detectors' input convention."""
+        return images.float().div_(255.0)
+
+
+def fingerprint(files: CategoryFiles) -> str:
+    """Hash of every file's relative path, size and mtime, in split order (so the split is part of it)."""
+    digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
+    for path in files.all_paths():
+        stat = path.stat()
+        digest.update(f"{path.relative_to(files.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def describe(files: CategoryFiles) -> CategorySpec:
+    """The category's spec; its channel count comes from the training images' mode, cached by fingerprint."""
+    entry = cache_root() / "categories" / f"{files.name}-{fingerprint(files)}.json"
+    if entry.is_file():
+        return CategorySpec(**json.loads(entry.read_text()))
+    modes = {_open(path, header_only=True).mode for path in files.train}
+    channels = 1 if modes <= {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"} else 3
+    spec = CategorySpec(files.name, files.kind, channels)
+    _write_atomic_text(entry, json.dumps(asdict(spec)))
+    return spec
+
+
+def load_category(
+    files: CategoryFiles,
+    category: CategorySpec,
+    spec: InputSpec,
+    on_image: Callable[[], None] | None = None,
+) -> CategoryTensors:
+    """The category's tensors at `spec`, from the cache or decoded now (calling `on_image` per file)."""
+    key = hashlib.sha256(f"{fingerprint(files)}|{spec.image_size}|{spec.channels}".encode()).hexdigest()[:24]
+    entry = cache_root() / "tensors" / f"{files.name}-{key}"
+    if not (entry / "index.json").is_file():
+        _build(files, spec, entry, on_image)
+    index = json.loads((entry / "index.json").read_text())
+    with np.load(entry / "arrays.npz") as arrays:
+        tensors = {name: torch.from_numpy(arrays[name]) for name in ("train", "validation", "test", "masks")}
+        labels = arrays["labels"]
+    return CategoryTensors(
+        category=category,
+        input_spec=spec,
+        train=tensors["train"],
+        validation=tensors["validation"],
+        test=tensors["test"],
+        test_masks=tensors["masks"],
+        test_labels=labels,
+        test_defects=tuple(index["defects"]),
+        test_names=tuple(index["names"]),
+    )
+
+
+def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callable[[], None] | None) -> None:
+    original_sizes: dict[Path, tuple[int, int]] = {}
+
+    def images(paths: Sequence[Path]) -> np.ndarray:
+        out = np.empty((len(paths), spec.channels, spec.image_size, spec.image_size), dtype=np.uint8)
+        for i, path in enumerate(paths):
+            image = _open(path)
+            original_sizes[path] = image.size
+            out[i] = _resize(image, spec).transpose(2, 0, 1)
+            if on_image:
+                on_image()
+        return out
+
+    test = images([item.path for item in files.test])
+    masks = np.zeros((len(files.test), spec.image_size, spec.image_size), dtype=np.uint8)
+    for i, item in enumerate(files.test):
+        if item.mask is not None:
+            masks[i] = _decode_mask(item.mask, item.path, original_sizes[item.path], spec.image_size)
+            if on_image:
+                on_image()
+    arrays = {
+        "train": images(files.train),
+        "validation": images(files.validation),
+        "test": test,
+        "masks": masks,
+        "labels": np.array([int(item.is_anomalous) for item in files.test], dtype=np.int64),
+    }
+    index = {
+        "names": [str(item.path.relative_to(files.root)) for item in files.test],
+        "defects": [item.defect for item in files.test],
+    }
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
+    try:
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "index.json").write_text(json.dumps(index))
+        os.replace(tmp, entry)
+    except OSError:
+        # Another process built the same entry first; its arrays are identical.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (entry / "index.json").is_file():
+            raise
+
+
+def _open(path: Path, header_only: bool = False) -> Image.Image:
+    try:
+        image = Image.open(path)
+        if not header_only:
+            image.load()
+    except _DECODE_ERRORS as error:
+        raise AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it") from None
+    return image
+
+
+def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any mode to L or RGB; 16-bit and float grayscale are scaled, not clipped, to 8 bits."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(values * 255.0 / top), 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA").convert("RGB")
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _resize(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    image = _to_uint8(image, spec.channels)
+    if image.size != (spec.image_size, spec.image_size):
+        image = image.resize((spec.image_size, spec.image_size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _decode_mask(mask_path: Path, image_path: Path, image_size: tuple[int, int], size: int) -> np.ndarray:
+    mask = _open(mask_path)
+    if mask.size != image_size:
+        raise AdbenchError(
+            f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image {image_path.name} is "
+            f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
+        )
+    binary = Image.fromarray((np.asarray(_to_uint8(mask, 1)) > 0).astype(np.uint8))
+    return np.asarray(binary.resize((size, size), Image.Resampling.NEAREST), dtype=np.uint8)
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

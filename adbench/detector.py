@@ -1,0 +1,173 @@
+"""The Detector contract: what every method, ours or a third party's, implements.
+
+Conventions shared by every method:
+
+- Images reach a detector as float32 tensors of shape (N, C, H, W) with values in [0, 1], already
+  resized by the harness to the detector's `input_spec` (side `image_size`, `channels` 1 or 3).
+- Scores follow the anomaly-detection convention: **higher = more anomalous** (scikit-learn's outlier
+  API is the opposite). Anomaly maps have the input's spatial size, one float32 value per pixel, also
+  higher = more anomalous.
+- A detector is built from one frozen dataclass of hyperparameters (`Params`), chosen per category and
+  budget by `default_params`; the harness stores it unchanged in the run manifest and the checkpoint.
+- `save`/`load` use safetensors: loading never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from adbench.errors import AdbenchError
+
+InferenceKind = Literal["single-pass", "iterative"]
+CategoryKind = Literal["texture", "object"]
+BudgetName = Literal["smoke", "default", "paper"]
+BUDGETS: tuple[BudgetName, ...] = ("smoke", "default", "paper")
+
+# Called after each optimiser step with the step index (from 0) and that step's losses.
+StepCallback = Callable[[int, Mapping[str, float]], None]
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    """What a method may know about a category before it sees any image."""
+
+    name: str
+    kind: CategoryKind
+    channels: int  # 1 for grayscale categories, 3 for colour
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The tensors a detector expects; the harness resizes and caches images to match."""
+
+    image_size: int  # side of the square image, pixels
+    channels: int  # 1 or 3; colour images are converted to grayscale when 1
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How much training `fit` may do."""
+
+    steps: int  # optimiser steps
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What `score` returns for N images."""
+
+    image_scores: np.ndarray  # (N,) float64, higher = more anomalous
+    anomaly_maps: np.ndarray | None  # (N, H, W) float32 at input resolution, or None
+
+    def __post_init__(self) -> None:
+        if self.image_scores.ndim != 1:
+            raise ValueError(f"image_scores must be 1-D, got shape {self.image_scores.shape}")
+        if self.anomaly_maps is not None and (
+            self.anomaly_maps.ndim != 3 or len(self.anomaly_maps) != len(self.image_scores)
+        ):
+            raise ValueError(
+                f"anomaly_maps must be (N, H, W) with N={len(self.image_scores)}, "
+                f"got {self.anomaly_maps.shape}"
+            )
+
+
+class Detector(abc.ABC):
+    """A reconstruction-based anomaly detector that the harness can train, score and store.
+
+    Subclasses set the class attributes `name` (the entry-point name), `inference_kind` and `Params`
+    (a frozen dataclass), and implement the abstract methods. The constructor takes the params and a
+    torch device and builds untrained networks; weights are initialised from torch's global RNG, which
+    the harness seeds before construction.
+    """
+
+    name: ClassVar[str]
+    inference_kind: ClassVar[InferenceKind]
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any, device: str | torch.device = "cpu") -> None:
+        if not isinstance(params, self.Params):
+            raise TypeError(
+                f"{type(self).__name__} needs {self.Params.__name__}, got {type(params).__name__}"
+            )
+        self.params = params
+        self.device = torch.device(device)
+
+    @classmethod
+    @abc.abstractmethod
+    def default_params(cls, category: CategorySpec, budget: BudgetName) -> Any:
+        """The hyperparameters for `category` at the named budget (input sizes included)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
+        """The training schedule for `category` at the named budget."""
+
+    @property
+    @abc.abstractmethod
+    def input_spec(self) -> InputSpec:
+        """Size and channels of the images `fit` and `score` receive."""
+
+    @abc.abstractmethod
+    def fit(self, images: torch.Tensor, budget: TrainingBudget, on_step: StepCallback | None = None) -> None:
+        """Learn from defect-free images only: (N, C, H, W) float32 in [0, 1] matching `input_spec`.
+
+        Must call `on_step` once per optimiser step when given; the harness logs those losses.
+        """
+
+    @abc.abstractmethod
+    def score(self, images: torch.Tensor) -> Scores:
+        """One anomaly score per image (higher = more anomalous) and, if the method can, a map per image.
+
+        Deterministic: the same images give the same scores. Must not change the detector's state.
+        """
+
+    @abc.abstractmethod
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor needed to score again, by name (what `save` writes)."""
+
+    @abc.abstractmethod
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore what `state_tensors` returned."""
+
+    def save(self, path: Path) -> None:
+        """Write the state and the params to a safetensors file, atomically."""
+        metadata = {"method": self.name, "params": json.dumps(dataclasses.asdict(self.params))}
+        tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_tensors().items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, device: str | torch.device = "cpu") -> Self:
+        """Rebuild a detector from a file written by `save` of the same method."""
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise AdbenchError(
+                f"{path}: not a readable adbench checkpoint ({error}); retrain this cell"
+            ) from None
+        method = metadata.get("method")
+        if method != cls.name:
+            raise AdbenchError(
+                f"{path}: checkpoint of method {method!r}, not {cls.name!r}; "
+                f"load it with {method!r} or retrain"
+            )
+        params = cls.Params(**json.loads(metadata["params"]))
+        detector = cls(params, device=device)
+        detector.load_state_tensors(tensors)
+        return detector

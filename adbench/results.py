@@ -1,0 +1,126 @@
+"""The tidy results table, its atomic storage, and the provenance recorded with every run.
+
+One row per run × method × category × seed × metric. `results.parquet` is the table of record;
+`results.csv` is the same table for people and spreadsheets. Both are replaced atomically (written to a
+temporary file in the same folder, fsynced, renamed), so a crash leaves the previous table intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adbench.errors import AdbenchError
+
+# The table's columns, declared once; reports and the regression gate read exactly these.
+COLUMNS: dict[str, str] = {
+    "run_id": "string",  # the run folder's name
+    "method": "string",  # entry-point name, e.g. "l2ae"
+    "category": "string",  # dataset folder name, e.g. "carpet"
+    "category_kind": "string",  # "texture" or "object", for the textures/objects means
+    "seed": "int64",  # the seed the cell was trained with
+    "metric": "string",  # e.g. "image_auroc"; see adbench.metrics.HIGHER_IS_BETTER
+    "value": "float64",
+}
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+MANIFEST = "manifest.json"
+
+
+def results_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_results(run_dir: Path, frame: pd.DataFrame) -> None:
+    frame = frame.astype(COLUMNS)
+    _write_atomic(run_dir / RESULTS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
+    _write_atomic(run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / RESULTS_PARQUET
+    if not path.is_file():
+        raise AdbenchError(f"{path}: no results table; is {run_dir} a finished adbench run folder?")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several unrelated types for a damaged file
+        raise AdbenchError(
+            f"{path}: unreadable results table ({error}); it was changed outside adbench"
+        ) from None
+    missing = set(COLUMNS) - set(frame.columns)
+    if missing:
+        raise AdbenchError(f"{path}: missing columns {sorted(missing)}; it was changed outside adbench")
+    return frame.astype(COLUMNS)
+
+
+def git_commit() -> str | None:
+    """The commit of the adbench source in use ('-dirty' if it has uncommitted changes); None outside git."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def environment() -> dict[str, Any]:
+    """Versions, machine and commit, for the manifest."""
+    import torch
+
+    versions = {}
+    for package in ("adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "versions": versions,
+        "git_commit": git_commit(),
+    }

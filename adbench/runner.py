@@ -1,0 +1,266 @@
+"""Running the grid: methods × categories × seeds, each cell fit → score → metrics.
+
+Everything that can be checked before training is checked first (method names, categories, folder
+structure), so a typo fails in a second, not after an hour. The results table is rewritten atomically
+after every cell, so an interruption keeps every finished cell's rows.
+
+Run folder:
+
+    <out>/<run-id>/manifest.json     resolved config, seeds, per-cell params and budgets, versions, commit
+    <out>/<run-id>/results.parquet   the tidy table (and results.csv)
+    <out>/<run-id>/cells/<method>/<category>/seed<k>/
+        checkpoint.safetensors   losses.csv   scores.csv
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from adbench.config import RunConfig
+from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
+from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
+from adbench.data.synth import default_dataset
+from adbench.detector import CategorySpec, Detector, InputSpec, Scores
+from adbench.errors import AdbenchError
+from adbench.evaluation import cell_metrics
+from adbench.registry import load_method
+from adbench.results import (
+    MANIFEST,
+    environment,
+    results_frame,
+    write_json_atomic,
+    write_results,
+    write_text_atomic,
+)
+
+# Images per `score` call: small enough for a progress bar to move, large enough to batch patches.
+SCORE_CHUNK = 8
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    results: pd.DataFrame
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise AdbenchError(f"--device {name}: {error}; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AdbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise AdbenchError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    return device
+
+
+def _new_run_dir(config: RunConfig, started: datetime) -> Path:
+    config.out.mkdir(parents=True, exist_ok=True)
+    if config.run_name is not None:
+        run_dir = config.out / config.run_name
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise AdbenchError(
+                f"{run_dir}: a run with this name exists and is never overwritten; choose another --name"
+            ) from None
+        return run_dir
+    stem = f"{started:%Y%m%d-%H%M%S}-{'-'.join(config.methods)}"
+    for attempt in range(1, 1000):
+        run_dir = config.out / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise AdbenchError(f"{config.out}: could not create a new run folder for {stem}")
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progress, label: str) -> Scores:
+    task = progress.add_task(f"score {label}", total=len(images), status="")
+    parts = []
+    for chunk in images.split(SCORE_CHUNK):
+        parts.append(detector.score(CategoryTensors.as_float(chunk)))
+        progress.advance(task, len(chunk))
+    progress.remove_task(task)
+    maps = [part.anomaly_maps for part in parts]
+    return Scores(
+        np.concatenate([part.image_scores for part in parts]),
+        None if any(m is None for m in maps) else np.concatenate(maps),
+    )
+
+
+class _Grid:
+    """The state of one run while it executes: its folder, manifest and accumulated rows."""
+
+    def __init__(self, config: RunConfig, console: Console) -> None:
+        self.config = config
+        self.console = console
+        self.device = resolve_device(config.device)
+        self.root = config.data if config.data is not None else default_dataset(cache_root())
+        names = resolve_categories(self.root, config.categories)
+        kinds = read_kinds(self.root, names, dict(config.kinds))
+        self.methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
+        self.files: dict[str, CategoryFiles] = {
+            name: read_category(self.root, name, kinds[name]) for name in order_categories(names, kinds)
+        }
+        self.started = datetime.now(UTC)
+        self.run_dir = _new_run_dir(config, self.started)
+        self.rows: list[dict[str, Any]] = []
+        self.manifest: dict[str, Any] = {
+            "run_id": self.run_dir.name,
+            "status": "running",
+            "started_at": self.started.isoformat(),
+            "config": config.to_manifest(),
+            "dataset": str(self.root.resolve()),
+            "device": str(self.device),
+            "environment": environment(),
+            "cells": [],
+        }
+        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+    def execute(self) -> RunOutcome:
+        try:
+            with _progress(self.console) as progress:
+                for category_name, files in self.files.items():
+                    category = describe(files)
+                    for method in self.methods.values():
+                        for seed in self.config.seeds:
+                            self._cell(progress, method, category_name, files, category, seed)
+        except (KeyboardInterrupt, AdbenchError) as error:
+            # Finished cells are already on disk; say in the manifest why the rest is missing.
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else f"failed: {error}"
+            self._finish(status)
+            raise
+        self._finish("finished")
+        return RunOutcome(self.run_dir, results_frame(self.rows))
+
+    def _finish(self, status: str) -> None:
+        self.manifest |= {"status": status, "finished_at": datetime.now(UTC).isoformat()}
+        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+    def _cell(
+        self,
+        progress: Progress,
+        method: type[Detector],
+        category_name: str,
+        files: CategoryFiles,
+        category: CategorySpec,
+        seed: int,
+    ) -> None:
+        label = f"{method.name}/{category_name}/seed{seed}"
+        params = method.default_params(category, self.config.budget)
+        budget = method.default_budget(category, self.config.budget)
+        seed_everything(seed)
+        detector = method(params, device=self.device)
+        spec: InputSpec = detector.input_spec
+
+        decode_task = progress.add_task(f"decode {category_name}", total=len(files.all_paths()), status="")
+        tensors = load_category(files, category, spec, on_image=lambda: progress.advance(decode_task))
+        progress.remove_task(decode_task)
+
+        cell_dir = self.run_dir / "cells" / method.name / category_name / f"seed{seed}"
+        cell_dir.mkdir(parents=True)
+        losses: list[dict[str, float]] = []
+        fit_task = progress.add_task(f"fit {label}", total=budget.steps, status="")
+
+        def on_step(step: int, step_losses: Any) -> None:
+            losses.append({"step": step, **step_losses})
+            status = " ".join(f"{key} {value:.4g}" for key, value in step_losses.items())
+            progress.update(fit_task, advance=1, status=status)
+
+        fit_started = time.perf_counter()
+        detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
+        fit_seconds = time.perf_counter() - fit_started
+        progress.remove_task(fit_task)
+        write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+        detector.save(cell_dir / "checkpoint.safetensors")
+
+        score_started = time.perf_counter()
+        scores = _score_in_chunks(detector, tensors.test, progress, label)
+        score_seconds = time.perf_counter() - score_started
+        write_text_atomic(
+            cell_dir / "scores.csv",
+            pd.DataFrame(
+                {
+                    "image": tensors.test_names,
+                    "defect": tensors.test_defects,
+                    "label": tensors.test_labels,
+                    "score": scores.image_scores,
+                }
+            ).to_csv(index=False),
+        )
+        try:
+            metrics = cell_metrics(tensors.test_labels, scores)
+        except AdbenchError as error:
+            raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
+        self.rows += [
+            {
+                "run_id": self.run_dir.name,
+                "method": method.name,
+                "category": category_name,
+                "category_kind": category.kind,
+                "seed": seed,
+                "metric": metric,
+                "value": value,
+            }
+            for metric, value in metrics.items()
+        ]
+        write_results(self.run_dir, results_frame(self.rows))
+        self.manifest["cells"].append(
+            {
+                "method": method.name,
+                "category": category_name,
+                "seed": seed,
+                "category_spec": dataclasses.asdict(category),
+                "params": dataclasses.asdict(params),
+                "training_budget": dataclasses.asdict(budget),
+                "fit_seconds": round(fit_seconds, 3),
+                "score_seconds": round(score_seconds, 3),
+            }
+        )
+        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        self.console.print(
+            f"[green]done[/] {label}: "
+            + ", ".join(f"{metric} {value:.3f}" for metric, value in metrics.items())
+            + f" (fit {fit_seconds:.0f}s)"
+        )
+
+
+def run(config: RunConfig, console: Console | None = None) -> RunOutcome:
+    """Train and evaluate every cell of the grid; the returned table is also on disk in the run folder."""
+    return _Grid(config, console or Console(stderr=True)).execute()

@@ -1,0 +1,32 @@
+"""Shared fixtures: a tiny synthetic dataset and a private preprocessing cache for the whole session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adbench.data.synth import SynthSize, generate
+
+# Small enough that decoding and smoke training take seconds, large enough for every defect type.
+TINY = SynthSize(image_size=64, train_good=12, test_good=8, test_per_defect=5)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention tiny synthetic dataset; copy it (`dataset_copy`) before breaking it."""
+    return generate(tmp_path_factory.mktemp("data") / "synthetic", seed=0, size=TINY)
+
+
+@pytest.fixture
+def dataset_copy(tiny_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny dataset that a test may damage."""
+    return Path(shutil.copytree(tiny_root, tmp_path / "data"))

@@ -1,0 +1,174 @@
+"""End to end through the `adbench` command, as a user runs it."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from adbench.results import COLUMNS
+
+
+def adbench(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-c", "from adbench.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def _printed_table(stdout: str, title: str) -> dict[str, float]:
+    """Header names -> values of the l2ae row in the table under `title`."""
+    block = stdout.split(title, 1)[1].split("└", 1)[0]
+    lines = [line for line in block.splitlines() if "│" in line or "┃" in line]
+    header_rows = [re.split(r"\s*[┃]\s*", line.strip("┃ ")) for line in lines if "┃" in line]
+    names = [" ".join(parts).strip() for parts in zip(*header_rows, strict=True)]
+    values = re.split(r"\s*│\s*", next(line for line in lines if "l2ae" in line).strip("│ "))
+    return dict(zip(names, values, strict=True))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = adbench(
+        "run",
+        "--methods",
+        "l2ae",
+        "--all-categories",
+        "--data",
+        str(tiny_root),
+        "--budget",
+        "smoke",
+        "--out",
+        str(out),
+        "--name",
+        "tiny",
+    )
+    assert result.returncode == 0, result.stderr
+    return out / "tiny", result
+
+
+def test_printed_tables_hold_the_stored_numbers(tiny_run):
+    run_dir, result = tiny_run
+    results = pd.read_csv(run_dir / "results.csv")
+    assert list(results.columns) == list(COLUMNS)
+    assert len(results) == 4 * 2  # 4 categories × 2 image metrics × 1 seed
+    for metric, title in [
+        ("image_auroc", "image AUROC"),
+        ("image_max_balanced_accuracy", "max balanced accuracy"),
+    ]:
+        printed = _printed_table(result.stdout, title)
+        stored = results[results.metric == metric].set_index("category")["value"]
+        for category, value in stored.items():
+            assert printed[category] == f"{value:.3f}"
+        kinds = results.drop_duplicates("category").set_index("category")["category_kind"]
+        textures = stored[kinds[stored.index] == "texture"]
+        assert printed["textures mean"] == f"{textures.mean():.3f}"
+        assert printed["objects mean"] == f"{stored[kinds[stored.index] == 'object'].mean():.3f}"
+        assert printed["overall mean"] == f"{stored.mean():.3f}"
+    # Textures first, as in the paper tables.
+    header = _printed_table(result.stdout, "image AUROC")
+    assert list(header)[1:5] == ["sand", "weave", "pin", "washer"]
+
+
+def test_run_folder_records_provenance_and_cells(tiny_run):
+    run_dir, _ = tiny_run
+    parquet = pd.read_parquet(run_dir / "results.parquet")
+    pd.testing.assert_frame_equal(
+        parquet.reset_index(drop=True),
+        pd.read_csv(run_dir / "results.csv").astype(COLUMNS),
+        check_exact=False,
+    )
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["config"]["budget"] == "smoke"
+    assert manifest["environment"]["versions"]["torch"]
+    assert "git_commit" in manifest["environment"]
+    assert len(manifest["cells"]) == 4
+    washer = next(cell for cell in manifest["cells"] if cell["category"] == "washer")
+    assert washer["params"]["image_size"] == 64 and washer["training_budget"]["steps"] > 0
+    cell = run_dir / "cells" / "l2ae" / "washer" / "seed0"
+    assert (cell / "checkpoint.safetensors").stat().st_size > 0
+    losses = pd.read_csv(cell / "losses.csv")
+    assert len(losses) == washer["training_budget"]["steps"]
+    assert len(pd.read_csv(cell / "scores.csv")) == 8 + 2 * 5
+
+
+def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
+    run_dir, _ = tiny_run
+    before = (run_dir / "results.csv").read_bytes()
+    result = adbench(
+        "run",
+        "--methods",
+        "l2ae",
+        "--categories",
+        "pin",
+        "--data",
+        str(tiny_root),
+        "--budget",
+        "smoke",
+        "--out",
+        str(run_dir.parent),
+        "--name",
+        "tiny",
+    )
+    assert result.returncode == 2
+    assert "exists and is never overwritten" in result.stderr
+    assert (run_dir / "results.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "l2a", "--all-categories"], "unknown method 'l2a'. Did you mean 'l2ae'?"),
+        (["--methods", "l2ae", "--categories", "wavee"], "unknown category 'wavee'"),
+        (["--methods", "l2ae"], "exactly one of --categories a,b and --all-categories"),
+        (["--methods", "l2ae", "--all-categories", "--budget", "huge"], "unknown budget 'huge'"),
+        (["--methods", "l2ae", "--all-categories", "--seeds", "a"], "expected integers"),
+    ],
+)
+def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
+    result = adbench("run", *args, "--data", str(tiny_root), "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir()), "nothing is created before the inputs are valid"
+
+
+def test_bad_data_gives_one_line_naming_the_file(dataset_copy, tmp_path):
+    image = dataset_copy / "pin" / "test" / "good" / "000.png"
+    image.write_bytes(image.read_bytes()[:80])
+    result = adbench(
+        "run",
+        "--methods",
+        "l2ae",
+        "--categories",
+        "pin",
+        "--data",
+        str(dataset_copy),
+        "--budget",
+        "smoke",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 2
+    assert f"{image}: unreadable or truncated image" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_methods_lists_l2ae_with_its_kind():
+    result = adbench("methods")
+    assert result.returncode == 0
+    assert re.search(r"l2ae\s+│\s+single-pass", result.stdout)
+
+
+def test_data_synth_writes_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "synthetic"
+    first = adbench("data", "synth", "--out", str(out), "--seed", "3")
+    assert first.returncode == 0, first.stderr
+    assert (out / "weave" / "train" / "good").is_dir() and (out / "categories.toml").is_file()
+    second = adbench("data", "synth", "--out", str(out))
+    assert second.returncode == 2 and "never overwritten" in second.stderr
