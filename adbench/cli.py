@@ -131,7 +131,11 @@ def list_methods() -> None:
 
     table = Table("method", "inference", "class")
     for method_name in method_names():
-        method = load_method(method_name)
+        try:
+            method = load_method(method_name)
+        except AdbenchError as error:  # one broken plugin must not hide the others
+            table.add_row(method_name, "[red]unavailable[/]", str(error))
+            continue
         table.add_row(method_name, method.inference_kind, f"{method.__module__}.{method.__qualname__}")
     out_console.print(table)
 

@@ -24,9 +24,10 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from adbench.atomic import write_atomic
 from adbench.errors import AdbenchError
 
 InferenceKind = Literal["single-pass", "iterative"]
@@ -144,16 +145,12 @@ class Detector(abc.ABC):
         """Write the state and the params to a safetensors file, atomically."""
         metadata = {"method": self.name, "params": json.dumps(dataclasses.asdict(self.params))}
         tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_tensors().items()}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=metadata)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> Self:
         """Rebuild a detector from a file written by `save` of the same method."""
         try:
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
             tensors = load_file(str(path))
@@ -167,7 +164,13 @@ class Detector(abc.ABC):
                 f"{path}: checkpoint of method {method!r}, not {cls.name!r}; "
                 f"load it with {method!r} or retrain"
             )
-        params = cls.Params(**json.loads(metadata["params"]))
-        detector = cls(params, device=device)
-        detector.load_state_tensors(tensors)
+        try:
+            params = cls.Params(**json.loads(metadata["params"]))
+            detector = cls(params, device=device)
+            detector.load_state_tensors(tensors)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise AdbenchError(
+                f"{path}: checkpoint does not match {cls.name}'s current parameters or networks ({error}); "
+                "retrain this cell"
+            ) from None
         return detector

@@ -1,24 +1,22 @@
 """The tidy results table, its atomic storage, and the provenance recorded with every run.
 
 One row per run × method × category × seed × metric. `results.parquet` is the table of record;
-`results.csv` is the same table for people and spreadsheets. Both are replaced atomically (written to a
-temporary file in the same folder, fsynced, renamed), so a crash leaves the previous table intact.
+`results.csv` is the same table for people and spreadsheets. Both are replaced atomically
+(adbench.atomic), so a crash leaves the previous table intact.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from adbench.atomic import write_atomic
 from adbench.errors import AdbenchError
 
 # The table's columns, declared once; reports and the regression gate read exactly these.
@@ -41,32 +39,10 @@ def results_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype(COLUMNS)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_text(text))
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
-
-
 def write_results(run_dir: Path, frame: pd.DataFrame) -> None:
     frame = frame.astype(COLUMNS)
-    _write_atomic(run_dir / RESULTS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
-    _write_atomic(run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    write_atomic(run_dir / RESULTS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
+    write_atomic(run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:

@@ -30,6 +30,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from adbench.atomic import write_json_atomic, write_text_atomic
 from adbench.config import RunConfig
 from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
@@ -38,14 +39,7 @@ from adbench.detector import CategorySpec, Detector, InputSpec, Scores
 from adbench.errors import AdbenchError
 from adbench.evaluation import cell_metrics
 from adbench.registry import load_method
-from adbench.results import (
-    MANIFEST,
-    environment,
-    results_frame,
-    write_json_atomic,
-    write_results,
-    write_text_atomic,
-)
+from adbench.results import MANIFEST, environment, results_frame, write_results
 
 # Images per `score` call: small enough for a progress bar to move, large enough to batch patches.
 SCORE_CHUNK = 8

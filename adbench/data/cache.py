@@ -16,13 +16,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from adbench.atomic import write_text_atomic
 from adbench.data.layout import CategoryFiles
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
@@ -72,12 +73,12 @@ def describe(files: CategoryFiles) -> CategorySpec:
     """The category's spec; its channel count comes from the training images' mode, cached by fingerprint."""
     entry = cache_root() / "categories" / f"{files.name}-{fingerprint(files)}.json"
     if entry.is_file():
-        return CategorySpec(**json.loads(entry.read_text()))
-    modes = {_open(path, header_only=True).mode for path in files.train}
-    channels = 1 if modes <= {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"} else 3
-    spec = CategorySpec(files.name, files.kind, channels)
-    _write_atomic_text(entry, json.dumps(asdict(spec)))
-    return spec
+        channels = json.loads(entry.read_text())["channels"]
+    else:
+        modes = {_open(path, header_only=True).mode for path in files.train}
+        channels = 1 if modes <= {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"} else 3
+        write_text_atomic(entry, json.dumps({"channels": channels}))
+    return CategorySpec(files.name, files.kind, channels)
 
 
 def load_category(
@@ -190,10 +191,3 @@ def _decode_mask(mask_path: Path, image_path: Path, image_size: tuple[int, int],
         )
     binary = Image.fromarray((np.asarray(_to_uint8(mask, 1)) > 0).astype(np.uint8))
     return np.asarray(binary.resize((size, size), Image.Resampling.NEAREST), dtype=np.uint8)
-
-
-def _write_atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
