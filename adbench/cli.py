@@ -32,7 +32,12 @@ app.add_typer(data_app, name="data")
 out_console = Console() if sys.stdout.isatty() else Console(width=250)
 err_console = Console(stderr=True)
 
-TABLE_METRICS = {"image_max_balanced_accuracy": "max balanced accuracy", "image_auroc": "image AUROC"}
+TABLE_METRICS = {
+    "image_max_balanced_accuracy": "max balanced accuracy",
+    "image_auroc": "image AUROC",
+    "pixel_auroc": "pixel AUROC",
+    "pixel_aupro_0.3": "pixel AU-PRO (FPR up to 0.3)",
+}
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -95,7 +100,6 @@ def run(
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
     from adbench.config import RunConfig
-    from adbench.report.tables import category_table
     from adbench.runner import run as run_grid
 
     if all_categories == (categories is not None):
@@ -119,9 +123,16 @@ def run(
             "[yellow]interrupted[/]: finished cells are kept in the run folder", highlight=False
         )
         raise typer.Exit(130) from None
-    for metric, title in TABLE_METRICS.items():
-        out_console.print(render_category_table(category_table(outcome.results, metric), title))
+    _print_tables(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
+
+
+def _print_tables(results: pd.DataFrame) -> None:
+    from adbench.report.tables import category_table
+
+    for metric, title in TABLE_METRICS.items():
+        if (results["metric"] == metric).any():
+            out_console.print(render_category_table(category_table(results, metric), title))
 
 
 @app.command("methods")

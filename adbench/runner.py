@@ -37,7 +37,7 @@ from adbench.data.layout import CategoryFiles, order_categories, read_category, 
 from adbench.data.synth import default_dataset
 from adbench.detector import CategorySpec, Detector, InputSpec, Scores
 from adbench.errors import AdbenchError
-from adbench.evaluation import cell_metrics
+from adbench.evaluation import image_metrics, map_metrics
 from adbench.registry import load_method
 from adbench.results import MANIFEST, environment, results_frame, write_results
 
@@ -218,8 +218,20 @@ class _Grid:
                 }
             ).to_csv(index=False),
         )
+        threshold = None
         try:
-            metrics = cell_metrics(tensors.test_labels, scores)
+            metrics = image_metrics(tensors.test_labels, scores.image_scores)
+            if scores.anomaly_maps is not None:
+                # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
+                validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
+                pixel, threshold = map_metrics(
+                    tensors.test_labels,
+                    scores.anomaly_maps,
+                    tensors.test_masks.numpy(),
+                    tensors.regions,
+                    validation.anomaly_maps,
+                )
+                metrics |= pixel
         except AdbenchError as error:
             raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
         self.rows += [
@@ -245,12 +257,14 @@ class _Grid:
                 "training_budget": dataclasses.asdict(budget),
                 "fit_seconds": round(fit_seconds, 3),
                 "score_seconds": round(score_seconds, 3),
+                "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
             }
         )
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
         self.console.print(
             f"[green]done[/] {label}: "
-            + ", ".join(f"{metric} {value:.3f}" for metric, value in metrics.items())
+            + ", ".join(f"{metric} {metrics[metric]:.3f}" for metric in headline if metric in metrics)
             + f" (fit {fit_seconds:.0f}s)"
         )
 

@@ -56,10 +56,23 @@ def test_printed_tables_hold_the_stored_numbers(tiny_run):
     run_dir, result = tiny_run
     results = pd.read_csv(run_dir / "results.csv")
     assert list(results.columns) == list(COLUMNS)
-    assert len(results) == 4 * 2  # 4 categories × 2 image metrics × 1 seed
+    expected_metrics = {
+        "image_auroc",
+        "image_max_balanced_accuracy",
+        "pixel_auroc",
+        "pixel_ap",
+        "pixel_aupro_0.3",
+        "threshold_balanced_accuracy",
+        "threshold_tpr",
+        "threshold_tnr",
+        "pixel_iou",
+    }
+    assert set(results.metric) == expected_metrics
+    assert len(results) == 4 * len(expected_metrics)  # 4 categories × metrics × 1 seed
     for metric, title in [
         ("image_auroc", "image AUROC"),
         ("image_max_balanced_accuracy", "max balanced accuracy"),
+        ("pixel_aupro_0.3", "pixel AU-PRO (FPR up to 0.3)"),
     ]:
         printed = _printed_table(result.stdout, title)
         stored = results[results.metric == metric].set_index("category")["value"]
@@ -90,6 +103,7 @@ def test_run_folder_records_provenance_and_cells(tiny_run):
     assert len(manifest["cells"]) == 4
     washer = next(cell for cell in manifest["cells"] if cell["category"] == "washer")
     assert washer["params"]["image_size"] == 64 and washer["training_budget"]["steps"] > 0
+    assert washer["validation_threshold"]["min_defect_area"] >= 1
     cell = run_dir / "cells" / "l2ae" / "washer" / "seed0"
     assert (cell / "checkpoint.safetensors").stat().st_size > 0
     losses = pd.read_csv(cell / "losses.csv")

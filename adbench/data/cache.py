@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +27,10 @@ from adbench.atomic import write_text_atomic
 from adbench.data.layout import CategoryFiles
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
+from adbench.metrics.pixel import Regions, label_regions
 
 # Bump when the stored arrays' meaning changes (resampling filter, layout), so stale entries are ignored.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -53,6 +54,7 @@ class CategoryTensors:
     test_labels: np.ndarray  # (N,) int, 1 = anomalous
     test_defects: tuple[str, ...]
     test_names: tuple[str, ...]  # paths relative to the dataset root
+    regions: Regions  # 8-connected components of test_masks, labelled once when the entry is built
 
     @staticmethod
     def as_float(images: torch.Tensor) -> torch.Tensor:
@@ -96,6 +98,7 @@ def load_category(
     with np.load(entry / "arrays.npz") as arrays:
         tensors = {name: torch.from_numpy(arrays[name]) for name in ("train", "validation", "test", "masks")}
         labels = arrays["labels"]
+        regions = _regions_from(arrays)
     return CategoryTensors(
         category=category,
         input_spec=spec,
@@ -106,7 +109,77 @@ def load_category(
         test_labels=labels,
         test_defects=tuple(index["defects"]),
         test_names=tuple(index["names"]),
+        regions=regions,
     )
+
+
+@dataclass(frozen=True)
+class NativeMasks:
+    """A category's test masks at the images' own resolution, for scoring maps made by other tools."""
+
+    masks: np.ndarray  # (N, H, W) uint8, 1 = defect pixel
+    regions: Regions
+    labels: np.ndarray  # (N,) int, 1 = anomalous
+    names: tuple[str, ...]  # test image paths relative to the dataset root
+
+
+def load_native_masks(files: CategoryFiles) -> NativeMasks:
+    """Masks at full resolution (zeros for defect-free images), checked and labelled once, then cached."""
+    entry = cache_root() / "masks" / f"{files.name}-{fingerprint(files)}"
+    if not (entry / "index.json").is_file():
+        sizes = {item.path: _open(item.path, header_only=True).size for item in files.test}
+        if len(set(sizes.values())) > 1:
+            first = files.test[0].path
+            odd = next(path for path, size in sizes.items() if size != sizes[first])
+            raise AdbenchError(
+                f"{odd}: {sizes[odd][0]}x{sizes[odd][1]} but {first.name} is "
+                f"{sizes[first][0]}x{sizes[first][1]}; a category's test images must share one size"
+            )
+        width, height = sizes[files.test[0].path]
+        masks = np.zeros((len(files.test), height, width), dtype=np.uint8)
+        for i, item in enumerate(files.test):
+            if item.mask is not None:
+                masks[i] = _decode_mask(item.mask, item.path, (width, height), None)
+        _store(entry, {"masks": masks, **_region_arrays(masks), **_labels(files)}, _index(files))
+    index = json.loads((entry / "index.json").read_text())
+    with np.load(entry / "arrays.npz") as arrays:
+        return NativeMasks(arrays["masks"], _regions_from(arrays), arrays["labels"], tuple(index["names"]))
+
+
+def _region_arrays(masks: np.ndarray) -> dict[str, np.ndarray]:
+    regions = label_regions(masks)
+    return {"region_of_defect_pixel": regions.region_of_defect_pixel, "region_sizes": regions.sizes}
+
+
+def _regions_from(arrays: Mapping[str, np.ndarray]) -> Regions:
+    sizes = arrays["region_sizes"]
+    return Regions(len(sizes), arrays["region_of_defect_pixel"], sizes)
+
+
+def _labels(files: CategoryFiles) -> dict[str, np.ndarray]:
+    return {"labels": np.array([int(item.is_anomalous) for item in files.test], dtype=np.int64)}
+
+
+def _index(files: CategoryFiles) -> dict[str, list[str]]:
+    return {
+        "names": [str(item.path.relative_to(files.root)) for item in files.test],
+        "defects": [item.defect for item in files.test],
+    }
+
+
+def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str]]) -> None:
+    """Write a cache entry folder atomically (built beside it, then renamed)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
+    try:
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "index.json").write_text(json.dumps(index))
+        os.replace(tmp, entry)
+    except OSError:
+        # Another process built the same entry first; its arrays are identical.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (entry / "index.json").is_file():
+            raise
 
 
 def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callable[[], None] | None) -> None:
@@ -134,23 +207,10 @@ def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callabl
         "validation": images(files.validation),
         "test": test,
         "masks": masks,
-        "labels": np.array([int(item.is_anomalous) for item in files.test], dtype=np.int64),
+        **_region_arrays(masks),
+        **_labels(files),
     }
-    index = {
-        "names": [str(item.path.relative_to(files.root)) for item in files.test],
-        "defects": [item.defect for item in files.test],
-    }
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
-    try:
-        np.savez(tmp / "arrays.npz", **arrays)
-        (tmp / "index.json").write_text(json.dumps(index))
-        os.replace(tmp, entry)
-    except OSError:
-        # Another process built the same entry first; its arrays are identical.
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (entry / "index.json").is_file():
-            raise
+    _store(entry, arrays, _index(files))
 
 
 def _open(path: Path, header_only: bool = False) -> Image.Image:
@@ -182,7 +242,10 @@ def _resize(image: Image.Image, spec: InputSpec) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def _decode_mask(mask_path: Path, image_path: Path, image_size: tuple[int, int], size: int) -> np.ndarray:
+def _decode_mask(
+    mask_path: Path, image_path: Path, image_size: tuple[int, int], size: int | None
+) -> np.ndarray:
+    """Binary mask, resized (nearest) to size × size, or at its own resolution when size is None."""
     mask = _open(mask_path)
     if mask.size != image_size:
         raise AdbenchError(
@@ -190,4 +253,6 @@ def _decode_mask(mask_path: Path, image_path: Path, image_size: tuple[int, int],
             f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
         )
     binary = Image.fromarray((np.asarray(_to_uint8(mask, 1)) > 0).astype(np.uint8))
-    return np.asarray(binary.resize((size, size), Image.Resampling.NEAREST), dtype=np.uint8)
+    if size is not None:
+        binary = binary.resize((size, size), Image.Resampling.NEAREST)
+    return np.asarray(binary, dtype=np.uint8)

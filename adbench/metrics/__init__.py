@@ -1,0 +1,14 @@
+"""Metric functions (pure, numpy in, float out) and the direction of every metric name in results."""
+
+# Direction of every metric in the results table, for bold/arrows in reports and the regression gate.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "image_auroc": True,
+    "image_max_balanced_accuracy": True,
+    "pixel_auroc": True,
+    "pixel_ap": True,
+    "pixel_aupro_0.3": True,
+    "threshold_balanced_accuracy": True,
+    "threshold_tpr": True,
+    "threshold_tnr": True,
+    "pixel_iou": True,
+}

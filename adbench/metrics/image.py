@@ -67,10 +67,3 @@ def max_balanced_accuracy(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """
     fpr, tpr = _binary_roc(*_validate(y_true, y_score))
     return float(np.max((tpr + 1.0 - fpr) / 2.0))
-
-
-# Direction of every metric, for bold/arrows in reports and for the regression gate.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "image_auroc": True,
-    "image_max_balanced_accuracy": True,
-}
