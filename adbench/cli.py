@@ -38,6 +38,7 @@ TABLE_METRICS = {
     "pixel_auroc": "pixel AUROC",
     "pixel_aupro_0.3": "pixel AU-PRO (FPR up to 0.3)",
 }
+EVALUATE_METRICS = TABLE_METRICS | {"pixel_ap": "pixel average precision"}
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -127,12 +128,43 @@ def run(
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
-def _print_tables(results: pd.DataFrame) -> None:
+def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS) -> None:
     from adbench.report.tables import category_table
 
-    for metric, title in TABLE_METRICS.items():
+    for metric, title in titles.items():
         if (results["metric"] == metric).any():
             out_console.print(render_category_table(category_table(results, metric), title))
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="MVTec AD-style root holding the ground truth.")],
+    anomaly_maps: Annotated[
+        Path, typer.Option(help="Maps as DIR/<category>/test/<defect>/<image name>.tiff (or .npy).")
+    ],
+    out: Annotated[Path, typer.Option(help="CSV to write (columns category, metric, value).")],
+    categories: Annotated[str | None, typer.Option(help="Comma-separated categories (default: all).")] = None,
+    kinds: Annotated[
+        str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+    ] = None,
+) -> None:
+    """Score anomaly maps made by any tool with adbench's metric code; print the table with the means."""
+    from adbench.atomic import write_atomic
+    from adbench.external_maps import evaluate_maps
+
+    if out.exists():
+        raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
+    with err_console.status("evaluating") as status:
+        metrics = evaluate_maps(
+            dataset,
+            anomaly_maps,
+            _split(categories),
+            dict(_parse_kinds(kinds)),
+            on_category=lambda name: status.update(f"evaluating {name}"),
+        )
+    write_atomic(out, lambda tmp: metrics[["category", "metric", "value"]].to_csv(tmp, index=False))
+    _print_tables(metrics.assign(method=anomaly_maps.name or str(anomaly_maps)), EVALUATE_METRICS)
+    out_console.print(f"metrics: {out}")
 
 
 @app.command("methods")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from adbench.metrics import pixel
 from adbench.metrics.image import MetricError
 from adbench.metrics.pixel import (
     label_regions,
@@ -168,3 +169,12 @@ def test_iou_at_a_threshold():
 def test_bad_inputs(maps, masks, message):
     with pytest.raises(MetricError, match=message):
         pixel_metrics(maps, masks)
+
+
+@settings(max_examples=60, deadline=None)
+@given(category)
+def test_aupro_is_the_same_when_processed_in_small_chunks(data):
+    maps, masks = data
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pixel, "_AUPRO_CHUNK", 2)
+        assert pixel_aupro(maps, masks) == pytest.approx(brute_force_aupro(maps, masks, 0.3), abs=1e-6)

@@ -93,43 +93,58 @@ def _auroc(pixels: _SortedPixels) -> float:
     return float(wins / (float(len(pixels.normal)) * float(len(pixels.defect))))
 
 
+def _distinct(ascending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array and the index where each run of equal values starts."""
+    starts = np.flatnonzero(np.r_[True, ascending[1:] != ascending[:-1]])
+    return ascending[starts], starts
+
+
 def _average_precision(pixels: _SortedPixels) -> float:
     # Recall changes only at distinct defect scores; precision there counts everything >= the score.
-    values, first = np.unique(pixels.defect, return_index=True)
+    values, first = _distinct(pixels.defect)
     true_positives = len(pixels.defect) - first  # defect pixels >= value
     false_positives = len(pixels.normal) - np.searchsorted(pixels.normal, values, side="left")
     precision = true_positives / (true_positives + false_positives)
-    recall_steps = np.diff(np.r_[true_positives, 0]) * -1 / len(pixels.defect)
+    recall_steps = (true_positives - np.r_[true_positives[1:], 0]) / len(pixels.defect)
     return float(np.sum(recall_steps * precision))
+
+
+# Distinct thresholds handled per vectorised step of the AU-PRO sum; bounds its temporary arrays.
+_AUPRO_CHUNK = 1 << 22
 
 
 def _aupro(pixels: _SortedPixels, regions: Regions, max_fpr: float) -> float:
     # Each defect pixel adds 1 / (regions × its region's size) to PRO once the threshold reaches it.
     weights = (1.0 / (regions.count * regions.sizes))[regions.region_of_defect_pixel[pixels.defect_order]]
-    pro_at_or_above = np.cumsum(weights[::-1])[::-1]  # PRO(t = defect[i]) for ascending defect[i]
-
-    def pro_ge(values: np.ndarray, side: str) -> np.ndarray:
-        start = np.searchsorted(pixels.defect, values, side=side)
-        return np.r_[pro_at_or_above, 0.0][start]
-
-    # Only thresholds at normal scores move FPR; a segment ends at each distinct normal value v
-    # (descending), from (FPR(> v), PRO(> v)) to (FPR(>= v), PRO(>= v)). Thresholds at defect-only
-    # values are vertical steps with no area.
-    values, first = np.unique(pixels.normal, return_index=True)
-    values, first = values[::-1], first[::-1]
-    total = float(len(pixels.normal))
-    fpr_ge = (len(pixels.normal) - first) / total
-    fpr_gt = np.r_[0.0, fpr_ge[:-1]]
-    pro_at_ge = pro_ge(values, "left")
-    pro_at_gt = pro_ge(values, "right")
-    inside = fpr_ge <= max_fpr
-    area = float(np.sum(0.5 * (pro_at_gt[inside] + pro_at_ge[inside]) * (fpr_ge[inside] - fpr_gt[inside])))
-    crossing = np.flatnonzero(~inside)
-    if len(crossing):
-        k = crossing[0]  # the segment that passes max_fpr: interpolate PRO there
-        fraction = (max_fpr - fpr_gt[k]) / (fpr_ge[k] - fpr_gt[k])
-        pro_at_max = pro_at_gt[k] + fraction * (pro_at_ge[k] - pro_at_gt[k])
-        area += 0.5 * (pro_at_gt[k] + pro_at_max) * (max_fpr - fpr_gt[k])
+    pro_at_or_above = np.r_[np.cumsum(weights[::-1])[::-1], 0.0]  # PRO(t = defect[i]), ascending i
+    del weights
+    normal = pixels.normal
+    total = len(normal)
+    # Only the highest normal scores reach FPR <= max_fpr; keep them plus the run that crosses it.
+    last_inside = max(0, total - int(np.floor(max_fpr * total)) - 1)
+    tail_start = int(np.searchsorted(normal, normal[last_inside], side="left"))
+    values, starts = _distinct(normal[tail_start:])
+    starts += tail_start
+    # Walk the distinct normal values v from the top. Each ends a segment from (FPR(> v), PRO(> v)) to
+    # (FPR(>= v), PRO(>= v)); thresholds at defect-only values are vertical steps with no area.
+    area, fpr_previous = 0.0, 0.0
+    for stop in range(len(values), 0, -_AUPRO_CHUNK):
+        chunk = slice(max(0, stop - _AUPRO_CHUNK), stop)
+        chunk_values, chunk_starts = values[chunk][::-1], starts[chunk][::-1]
+        fpr_ge = (total - chunk_starts) / total
+        fpr_gt = np.r_[fpr_previous, fpr_ge[:-1]]
+        pro_ge = pro_at_or_above[np.searchsorted(pixels.defect, chunk_values, side="left")]
+        pro_gt = pro_at_or_above[np.searchsorted(pixels.defect, chunk_values, side="right")]
+        inside = fpr_ge <= max_fpr
+        area += float(np.sum(0.5 * (pro_gt[inside] + pro_ge[inside]) * (fpr_ge[inside] - fpr_gt[inside])))
+        crossing = np.flatnonzero(~inside)
+        if len(crossing):
+            k = crossing[0]  # the segment that passes max_fpr: interpolate PRO there
+            fraction = (max_fpr - fpr_gt[k]) / (fpr_ge[k] - fpr_gt[k])
+            pro_at_max = pro_gt[k] + fraction * (pro_ge[k] - pro_gt[k])
+            area += 0.5 * (pro_gt[k] + pro_at_max) * (max_fpr - fpr_gt[k])
+            break
+        fpr_previous = float(fpr_ge[-1])
     return area / max_fpr
 
 
