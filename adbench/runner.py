@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,9 +35,9 @@ from adbench.config import RunConfig
 from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
 from adbench.data.synth import default_dataset
-from adbench.detector import CategorySpec, Detector, InputSpec, Scores
+from adbench.detector import CategorySpec, Detector, Scores, TrainingBudget
 from adbench.errors import AdbenchError
-from adbench.evaluation import image_metrics, map_metrics
+from adbench.evaluation import ThresholdChoice, image_metrics, map_metrics
 from adbench.registry import load_method
 from adbench.results import MANIFEST, environment, results_frame, write_results
 
@@ -181,59 +181,21 @@ class _Grid:
         budget = method.default_budget(category, self.config.budget)
         seed_everything(seed)
         detector = method(params, device=self.device)
-        spec: InputSpec = detector.input_spec
 
         decode_task = progress.add_task(f"decode {category_name}", total=len(files.all_paths()), status="")
-        tensors = load_category(files, category, spec, on_image=lambda: progress.advance(decode_task))
+        tensors = load_category(files, category, detector.input_spec, lambda: progress.advance(decode_task))
         progress.remove_task(decode_task)
 
         cell_dir = self.run_dir / "cells" / method.name / category_name / f"seed{seed}"
         cell_dir.mkdir(parents=True)
-        losses: list[dict[str, float]] = []
-        fit_task = progress.add_task(f"fit {label}", total=budget.steps, status="")
-
-        def on_step(step: int, step_losses: Any) -> None:
-            losses.append({"step": step, **step_losses})
-            status = " ".join(f"{key} {value:.4g}" for key, value in step_losses.items())
-            progress.update(fit_task, advance=1, status=status)
-
-        fit_started = time.perf_counter()
-        detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
-        fit_seconds = time.perf_counter() - fit_started
-        progress.remove_task(fit_task)
-        write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
-        detector.save(cell_dir / "checkpoint.safetensors")
-
-        score_started = time.perf_counter()
-        scores = _score_in_chunks(detector, tensors.test, progress, label)
-        score_seconds = time.perf_counter() - score_started
-        write_text_atomic(
-            cell_dir / "scores.csv",
-            pd.DataFrame(
-                {
-                    "image": tensors.test_names,
-                    "defect": tensors.test_defects,
-                    "label": tensors.test_labels,
-                    "score": scores.image_scores,
-                }
-            ).to_csv(index=False),
-        )
-        threshold = None
+        fit_seconds = _fit(progress, detector, tensors, budget, label, cell_dir)
+        evaluate_started = time.perf_counter()
         try:
-            metrics = image_metrics(tensors.test_labels, scores.image_scores)
-            if scores.anomaly_maps is not None:
-                # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
-                validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
-                pixel, threshold = map_metrics(
-                    tensors.test_labels,
-                    scores.anomaly_maps,
-                    tensors.test_masks.numpy(),
-                    tensors.regions,
-                    validation.anomaly_maps,
-                )
-                metrics |= pixel
+            metrics, threshold = _evaluate(progress, detector, tensors, label, cell_dir)
         except AdbenchError as error:
             raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
+        evaluate_seconds = time.perf_counter() - evaluate_started
+
         self.rows += [
             {
                 "run_id": self.run_dir.name,
@@ -256,7 +218,7 @@ class _Grid:
                 "params": dataclasses.asdict(params),
                 "training_budget": dataclasses.asdict(budget),
                 "fit_seconds": round(fit_seconds, 3),
-                "score_seconds": round(score_seconds, 3),
+                "evaluate_seconds": round(evaluate_seconds, 3),
                 "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
             }
         )
@@ -267,6 +229,60 @@ class _Grid:
             + ", ".join(f"{metric} {metrics[metric]:.3f}" for metric in headline if metric in metrics)
             + f" (fit {fit_seconds:.0f}s)"
         )
+
+
+def _fit(
+    progress: Progress,
+    detector: Detector,
+    tensors: CategoryTensors,
+    budget: TrainingBudget,
+    label: str,
+    cell_dir: Path,
+) -> float:
+    """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return seconds."""
+    losses: list[dict[str, float]] = []
+    task = progress.add_task(f"fit {label}", total=budget.steps, status="")
+
+    def on_step(step: int, step_losses: Mapping[str, float]) -> None:
+        losses.append({"step": step, **step_losses})
+        progress.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in step_losses.items()))
+
+    started = time.perf_counter()
+    detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
+    seconds = time.perf_counter() - started
+    progress.remove_task(task)
+    write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+    detector.save(cell_dir / "checkpoint.safetensors")
+    return seconds
+
+
+def _evaluate(
+    progress: Progress, detector: Detector, tensors: CategoryTensors, label: str, cell_dir: Path
+) -> tuple[dict[str, float], ThresholdChoice | None]:
+    """Score the test set (scores.csv) and compute every metric the detector's output allows."""
+    scores = _score_in_chunks(detector, tensors.test, progress, label)
+    per_image = pd.DataFrame(
+        {
+            "image": tensors.test_names,
+            "defect": tensors.test_defects,
+            "label": tensors.test_labels,
+            "score": scores.image_scores,
+        }
+    )
+    write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
+    metrics = image_metrics(tensors.test_labels, scores.image_scores)
+    if scores.anomaly_maps is None:
+        return metrics, None
+    # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
+    validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
+    pixel, threshold = map_metrics(
+        tensors.test_labels,
+        scores.anomaly_maps,
+        tensors.test_masks.numpy(),
+        tensors.regions,
+        validation.anomaly_maps,
+    )
+    return metrics | pixel, threshold
 
 
 def run(config: RunConfig, console: Console | None = None) -> RunOutcome:

@@ -21,6 +21,13 @@ def adbench(*args, cwd=None):
     )
 
 
+def smoke_run(data, out, *args):
+    """`adbench run --methods l2ae --budget smoke` on `data` into `out`, plus `args`."""
+    return adbench(
+        "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(data), "--out", str(out), *args
+    )
+
+
 def _printed_table(stdout: str, title: str) -> dict[str, float]:
     """Header names -> values of the l2ae row in the table under `title`."""
     block = stdout.split(title, 1)[1].split("└", 1)[0]
@@ -34,20 +41,7 @@ def _printed_table(stdout: str, title: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def tiny_run(tiny_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    result = adbench(
-        "run",
-        "--methods",
-        "l2ae",
-        "--all-categories",
-        "--data",
-        str(tiny_root),
-        "--budget",
-        "smoke",
-        "--out",
-        str(out),
-        "--name",
-        "tiny",
-    )
+    result = smoke_run(tiny_root, out, "--all-categories", "--name", "tiny")
     assert result.returncode == 0, result.stderr
     return out / "tiny", result
 
@@ -114,21 +108,7 @@ def test_run_folder_records_provenance_and_cells(tiny_run):
 def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
     run_dir, _ = tiny_run
     before = (run_dir / "results.csv").read_bytes()
-    result = adbench(
-        "run",
-        "--methods",
-        "l2ae",
-        "--categories",
-        "pin",
-        "--data",
-        str(tiny_root),
-        "--budget",
-        "smoke",
-        "--out",
-        str(run_dir.parent),
-        "--name",
-        "tiny",
-    )
+    result = smoke_run(tiny_root, run_dir.parent, "--categories", "pin", "--name", "tiny")
     assert result.returncode == 2
     assert "exists and is never overwritten" in result.stderr
     assert (run_dir / "results.csv").read_bytes() == before
@@ -155,19 +135,7 @@ def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
 def test_bad_data_gives_one_line_naming_the_file(dataset_copy, tmp_path):
     image = dataset_copy / "pin" / "test" / "good" / "000.png"
     image.write_bytes(image.read_bytes()[:80])
-    result = adbench(
-        "run",
-        "--methods",
-        "l2ae",
-        "--categories",
-        "pin",
-        "--data",
-        str(dataset_copy),
-        "--budget",
-        "smoke",
-        "--out",
-        str(tmp_path),
-    )
+    result = smoke_run(dataset_copy, tmp_path, "--categories", "pin")
     assert result.returncode == 2
     assert f"{image}: unreadable or truncated image" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

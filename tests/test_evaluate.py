@@ -61,17 +61,7 @@ def test_values_match_independent_implementations(tiny_root, tmp_path):
 
 def test_cli_writes_the_csv_and_prints_the_means(tiny_root, maps_dir, tmp_path):
     out = tmp_path / "metrics.csv"
-    result = adbench(
-        "evaluate",
-        "--dataset",
-        str(tiny_root),
-        "--anomaly-maps",
-        str(maps_dir),
-        "--categories",
-        "washer,pin",
-        "--out",
-        str(out),
-    )
+    result = _evaluate_cli(tiny_root, maps_dir, "washer,pin", str(out))
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)
     assert list(table.columns) == ["category", "metric", "value"]
@@ -79,18 +69,15 @@ def test_cli_writes_the_csv_and_prints_the_means(tiny_root, maps_dir, tmp_path):
     assert required <= set(table.metric) and set(table.category) == {"washer", "pin"}
     aupro = table[table.metric == "pixel_aupro_0.3"]["value"]
     assert f"{aupro.mean():.3f}" in result.stdout.split("pixel AU-PRO")[1].split("└")[0]
-    again = adbench(
-        "evaluate",
-        "--dataset",
-        str(tiny_root),
-        "--anomaly-maps",
-        str(maps_dir),
-        "--categories",
-        "pin",
-        "--out",
-        str(out),
-    )
+    again = _evaluate_cli(tiny_root, maps_dir, "pin", str(out))
     assert again.returncode == 2 and "never overwritten" in again.stderr
+
+
+def _evaluate_cli(dataset, maps_dir, categories, out):
+    return adbench(
+        "evaluate", "--dataset", str(dataset), "--anomaly-maps", str(maps_dir),
+        "--categories", categories, "--out", str(out),
+    )  # fmt: skip
 
 
 def _damage_first_map(maps_dir, damage):
@@ -120,17 +107,7 @@ def test_bad_maps_give_one_line_naming_the_file(tiny_root, maps_dir, tmp_path, d
     _damage_first_map(maps_dir, damage)
     with pytest.raises(AdbenchError, match=message):
         evaluate_maps(tiny_root, maps_dir, ["washer"], {})
-    result = adbench(
-        "evaluate",
-        "--dataset",
-        str(tiny_root),
-        "--anomaly-maps",
-        str(maps_dir),
-        "--categories",
-        "washer",
-        "--out",
-        str(tmp_path / "m.csv"),
-    )
+    result = _evaluate_cli(tiny_root, maps_dir, "washer", str(tmp_path / "m.csv"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert str(maps_dir / "washer" / "test" / "good") in result.stderr
     assert not (tmp_path / "m.csv").exists()

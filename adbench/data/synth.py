@@ -71,14 +71,20 @@ def _smooth_noise(rng: Rng, size: int, cells: int) -> np.ndarray:
     return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
 
 
+def _centre(rng: Rng, size: int, inside: Mask | None, span: float) -> tuple[float, float]:
+    """A random point (fractions of the side): on a pixel of `inside`, else within span of the middle."""
+    if inside is None:
+        cy, cx = rng.uniform(0.5 - span, 0.5 + span, size=2)
+        return float(cy), float(cx)
+    candidates = np.argwhere(inside)
+    cy, cx = (candidates[rng.integers(len(candidates))] + 0.5) / size
+    return float(cy), float(cx)
+
+
 def _blob(rng: Rng, size: int, radius: tuple[float, float], inside: Mask | None = None) -> Mask:
     """A random ellipse, centred inside `inside` when given (so object defects land on the object)."""
     y, x = _grid(size)
-    if inside is not None:
-        candidates = np.argwhere(inside)
-        cy, cx = (candidates[rng.integers(len(candidates))] + 0.5) / size
-    else:
-        cy, cx = rng.uniform(0.25, 0.75, size=2)
+    cy, cx = _centre(rng, size, inside, span=0.25)
     ry, rx = rng.uniform(*radius, size=2)
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
 
@@ -86,11 +92,7 @@ def _blob(rng: Rng, size: int, radius: tuple[float, float], inside: Mask | None 
 def _line(rng: Rng, size: int, width: float, inside: Mask | None = None) -> Mask:
     """A straight band of the given width (fraction of the side) through a random point."""
     y, x = _grid(size)
-    if inside is not None:
-        candidates = np.argwhere(inside)
-        cy, cx = (candidates[rng.integers(len(candidates))] + 0.5) / size
-    else:
-        cy, cx = rng.uniform(0.3, 0.7, size=2)
+    cy, cx = _centre(rng, size, inside, span=0.2)
     angle = rng.uniform(0, np.pi)
     along = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
     across = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)

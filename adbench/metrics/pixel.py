@@ -81,15 +81,11 @@ def _sorted_pixels(maps: ArrayLike, masks: ArrayLike) -> _SortedPixels:
     return _SortedPixels(normal, defect[order], order)
 
 
-def _counts_below_and_equal(sorted_values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    below = np.searchsorted(sorted_values, queries, side="left")
-    not_above = np.searchsorted(sorted_values, queries, side="right")
-    return below, not_above - below
-
-
 def _auroc(pixels: _SortedPixels) -> float:
-    below, equal = _counts_below_and_equal(pixels.normal, pixels.defect)
-    wins = below.sum(dtype=np.float64) + 0.5 * equal.sum(dtype=np.float64)
+    # Per defect pixel: normal pixels strictly below it (wins) and equal to it (half wins).
+    below = np.searchsorted(pixels.normal, pixels.defect, side="left")
+    not_above = np.searchsorted(pixels.normal, pixels.defect, side="right")
+    wins = below.sum(dtype=np.float64) + 0.5 * (not_above - below).sum(dtype=np.float64)
     return float(wins / (float(len(pixels.normal)) * float(len(pixels.defect))))
 
 
