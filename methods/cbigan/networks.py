@@ -1,0 +1,137 @@
+"""CBiGAN's encoder E: X→Z, generator G: Z→X and discriminator D(x, z) → R (CBiGAN paper, Fig. 3).
+
+All three are built from one residual block (channel multiplier 3, no normalisation, LeakyReLU 0.2):
+
+    [×2 bilinear upsample] → 3×3 conv → act → 3×3 conv → act → 1×1 conv,  plus a 1×1-conv skip;
+    add → act → [2×2 average pool]
+
+- G: Dense(64 → 192) → 2×2×48 → blocks of 48, 24, 12, 9, 6, 3 filters, each doubling the side
+  (2 → 128 px for objects; at 64 px the first block keeps 2×2) → 1×1 conv to the image channels → tanh.
+- E: blocks of 3, 6, 9, 12, 24 filters, each followed by pooling, then 48 unpooled → flatten →
+  Dense 48 + LeakyReLU → Dense 64.
+- D: the same image trunk as E, flattened; a latent path of 3 × (Dense 512 + LeakyReLU); both
+  concatenated → Dense 48 + LeakyReLU → Dense 1 (a linear critic). `features` returns f_D, an
+  intermediate activation of the image path (by default the output of its first 3×3 convolution).
+
+At 128 px this gives about 83k parameters in G, 88k in E and 666k in D, as the authors' code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+LATENT_DIM = 64
+_SLOPE = 0.2
+_TRUNK_FILTERS = (3, 6, 9, 12, 24, 48)  # E and D image paths; all but the last are pooled
+_GENERATOR_FILTERS = (48, 24, 12, 9, 6, 3)
+_GENERATOR_SEED_SIDE = 2
+
+
+def _act() -> nn.LeakyReLU:
+    return nn.LeakyReLU(_SLOPE)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(
+        self, in_channels: int, out_channels: int, upsample: bool = False, pool: bool = False
+    ) -> None:
+        super().__init__()
+        self.upsample = (
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False) if upsample else None
+        )
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.conv3 = nn.Conv2d(out_channels, out_channels, 1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+        self.act = _act()
+        self.pool = nn.AvgPool2d(2) if pool else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.upsample is not None:
+            x = self.upsample(x)
+        main = self.conv3(self.act(self.conv2(self.act(self.conv1(x)))))
+        out = self.act(main + self.skip(x))
+        return self.pool(out) if self.pool is not None else out
+
+
+def _trunk(channels: int) -> nn.Sequential:
+    filters = (channels, *_TRUNK_FILTERS)
+    last = len(_TRUNK_FILTERS) - 1
+    return nn.Sequential(
+        *(ResidualBlock(filters[i], filters[i + 1], pool=i < last) for i in range(len(_TRUNK_FILTERS)))
+    )
+
+
+def _trunk_features(image_size: int) -> int:
+    pooled_side = image_size // 2 ** (len(_TRUNK_FILTERS) - 1)
+    if pooled_side < 1 or image_size % 2 ** (len(_TRUNK_FILTERS) - 1):
+        raise ValueError(f"CBiGAN image side {image_size} must be a multiple of 32")
+    return _TRUNK_FILTERS[-1] * pooled_side**2
+
+
+class Encoder(nn.Module):
+    def __init__(self, channels: int, image_size: int) -> None:
+        super().__init__()
+        self.trunk = _trunk(channels)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(_trunk_features(image_size), 48), _act(), nn.Linear(48, LATENT_DIM)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x))
+
+
+class Generator(nn.Module):
+    def __init__(self, channels: int, image_size: int) -> None:
+        super().__init__()
+        doublings = (image_size // _GENERATOR_SEED_SIDE).bit_length() - 1
+        if _GENERATOR_SEED_SIDE * 2**doublings != image_size or doublings > len(_GENERATOR_FILTERS):
+            raise ValueError(f"CBiGAN image side {image_size} must be 2^k with 4 <= side <= 128")
+        self.seed = nn.Linear(LATENT_DIM, _GENERATOR_FILTERS[0] * _GENERATOR_SEED_SIDE**2)
+        # The last `doublings` blocks upsample; at 64 px the first block stays at 2×2.
+        first_upsampling = len(_GENERATOR_FILTERS) - doublings
+        blocks = []
+        in_channels = _GENERATOR_FILTERS[0]
+        for i, out_channels in enumerate(_GENERATOR_FILTERS):
+            blocks.append(ResidualBlock(in_channels, out_channels, upsample=i >= first_upsampling))
+            in_channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.to_image = nn.Conv2d(in_channels, channels, 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        seed = self.seed(z).view(-1, _GENERATOR_FILTERS[0], _GENERATOR_SEED_SIDE, _GENERATOR_SEED_SIDE)
+        return self.to_image(self.blocks(seed)).tanh()
+
+
+class Discriminator(nn.Module):
+    def __init__(self, channels: int, image_size: int, feature_layer: str = "trunk.0.conv1") -> None:
+        super().__init__()
+        self.trunk = _trunk(channels)
+        self.latent = nn.Sequential(
+            nn.Linear(LATENT_DIM, 512), _act(), nn.Linear(512, 512), _act(), nn.Linear(512, 512), _act()
+        )
+        self.joint = nn.Sequential(nn.Linear(_trunk_features(image_size) + 512, 48), _act(), nn.Linear(48, 1))
+        modules = dict(self.named_modules())
+        if feature_layer not in modules:
+            valid = ", ".join(name for name in modules if name.startswith("trunk.") and name.count(".") == 2)
+            raise ValueError(f"unknown discriminator feature layer {feature_layer!r}; valid: {valid}")
+        self.feature_layer = feature_layer
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        joint = torch.cat((self.trunk(x).flatten(1), self.latent(z)), dim=1)
+        return self.joint(joint).squeeze(1)
+
+    def features(self, x: Tensor) -> Tensor:
+        """f_D: the activation of `feature_layer` on the image path (it does not depend on z)."""
+        captured: list[Tensor] = []
+        layer = self.get_submodule(self.feature_layer)
+        handle = layer.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+        try:
+            for block in self.trunk:
+                x = block(x)
+                if captured:
+                    break
+        finally:
+            handle.remove()
+        return captured[0]

@@ -1,0 +1,155 @@
+import dataclasses
+
+import pytest
+import torch
+
+from adbench.data.cache import CategoryTensors, describe, load_category
+from adbench.data.layout import read_category
+from adbench.detector import CategorySpec, TrainingBudget
+from adbench_methods.cbigan.detector import EGBAD, CBiGAN
+from adbench_methods.cbigan.networks import LATENT_DIM, Discriminator, Encoder, Generator
+from adbench_methods.cbigan.training import consistency_loss, gradient_penalty
+from adbench_methods.common.patches import extract_patches, stitch_average
+
+
+def _parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(("side", "channels"), [(128, 3), (64, 1)])
+def test_network_shapes(side, channels):
+    x, z = torch.rand(2, channels, side, side) * 2 - 1, torch.randn(2, LATENT_DIM)
+    encoder, generator, discriminator = (
+        Encoder(channels, side),
+        Generator(channels, side),
+        Discriminator(channels, side),
+    )
+    assert encoder(x).shape == (2, LATENT_DIM)
+    generated = generator(z)
+    assert generated.shape == (2, channels, side, side) and generated.abs().max() <= 1
+    assert discriminator(x, z).shape == (2,)
+    assert discriminator.features(x).shape == (2, 3, side, side)  # the first 3×3 conv: 3 filters
+
+
+def test_parameter_counts_match_the_authors_model():
+    counts = {
+        "G": _parameters(Generator(3, 128)),
+        "E": _parameters(Encoder(3, 128)),
+        "D": _parameters(Discriminator(3, 128)),
+    }
+    print("CBiGAN parameters at 128 px:", counts)
+    for name, authors in {"G": 83_000, "E": 88_000, "D": 666_000}.items():
+        assert abs(counts[name] - authors) / authors < 0.03, (name, counts[name])
+
+
+class _LinearCritic(torch.nn.Module):
+    """D(x, z) = a·x + b·z, whose gradient with respect to (x, z) is (a, b) everywhere."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x, z):
+        return (x.flatten(1) * self.a).sum(1) + (z * self.b).sum(1)
+
+
+def test_gradient_penalty_is_zero_at_unit_norm_and_positive_otherwise():
+    x_real, x_fake = torch.rand(4, 1, 4, 4), torch.rand(4, 1, 4, 4)
+    z_real, z_fake = torch.randn(4, 3), torch.randn(4, 3)
+    a, b = torch.zeros(16), torch.zeros(3)
+    a[0], b[1] = 0.6, 0.8  # joint norm 1 only when x and z are taken together
+    assert gradient_penalty(_LinearCritic(a, b), x_real, z_real, x_fake, z_fake).item() == pytest.approx(
+        0, abs=1e-6
+    )
+    assert gradient_penalty(
+        _LinearCritic(2 * a, 2 * b), x_real, z_real, x_fake, z_fake
+    ).item() == pytest.approx(1.0)
+    assert gradient_penalty(_LinearCritic(a, 0 * b), x_real, z_real, x_fake, z_fake).item() == pytest.approx(
+        0.16
+    )
+
+
+def test_gradient_penalty_evaluates_interpolates_of_the_pairs():
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, z):
+            seen["x"], seen["z"] = x.detach(), z.detach()
+            return x.flatten(1).sum(1) + z.sum(1)
+
+    x_real, x_fake = torch.zeros(8, 1, 2, 2), torch.ones(8, 1, 2, 2)
+    z_real, z_fake = torch.zeros(8, 3), torch.ones(8, 3)
+    torch.manual_seed(0)
+    gradient_penalty(Recorder(), x_real, z_real, x_fake, z_fake)
+    one_minus_epsilon = seen["x"][:, 0, 0, 0]
+    assert len(set(one_minus_epsilon.tolist())) == 8, "one ε per sample"
+    # The image and the latent of each interpolate use the same ε: they stay a pair.
+    assert torch.allclose(seen["z"], one_minus_epsilon[:, None].expand(8, 3))
+    assert torch.allclose(seen["x"].flatten(1), one_minus_epsilon[:, None].expand(8, 4))
+
+
+def test_egbad_is_cbigan_with_alpha_zero():
+    for kind in ("object", "texture"):
+        category = CategorySpec("bottle", kind, 3)
+        cbigan = CBiGAN.default_params(category, "paper")
+        egbad = EGBAD.default_params(category, "paper")
+        assert egbad.alpha == 0 and cbigan.alpha > 0
+        assert dataclasses.replace(cbigan, alpha=0.0) == egbad
+    assert CBiGAN.default_params(CategorySpec("tile", "texture", 3), "paper").alpha == 1e-5
+    assert CBiGAN.default_params(CategorySpec("screw", "object", 1), "paper").alpha == 1e-4
+    assert issubclass(EGBAD, CBiGAN) and EGBAD.fit is CBiGAN.fit and EGBAD.score is CBiGAN.score
+
+
+def test_texture_patches_cover_every_pixel_exactly_once():
+    images = torch.arange(2 * 512 * 512, dtype=torch.float32).reshape(2, 1, 512, 512)
+    patches = extract_patches(images, 64, 64)
+    assert patches.shape == (2 * 64, 1, 64, 64)
+    values = patches.flatten()
+    assert torch.equal(values.sort().values, images.flatten())  # each pixel once, none twice
+    assert torch.equal(stitch_average(patches[:, 0], 512, 64), images[:, 0])
+
+
+def _train(method, category, tensors, steps, seed=0):
+    torch.manual_seed(seed)
+    detector = method(method.default_params(category, "smoke"))
+    detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, 16))
+    return detector
+
+
+@pytest.fixture(scope="module")
+def pin(tiny_root):
+    files = read_category(tiny_root, "pin", "object")
+    category = describe(files)
+    return category, load_category(
+        files, category, CBiGAN(CBiGAN.default_params(category, "smoke")).input_spec
+    )
+
+
+def test_consistency_term_lowers_training_reconstruction_error(pin):
+    category, tensors = pin
+    images = CategoryTensors.as_float(tensors.train) * 2 - 1
+
+    def reconstruction_error(method):
+        detector = _train(method, category, tensors, steps=30)
+        with torch.no_grad():
+            average = detector.average.modules
+            return (images - average["generator"](average["encoder"](images))).abs().mean().item()
+
+    assert CBiGAN.default_params(category, "smoke").alpha == 1e-4  # the paper's α for objects
+    assert reconstruction_error(CBiGAN) < 0.92 * reconstruction_error(EGBAD)
+
+
+def test_consistency_loss_is_per_sample_l1_sums():
+    class Identity(torch.nn.Module):
+        def forward(self, value):
+            return value
+
+    x, z = torch.ones(2, 1, 2, 2), torch.ones(2, 3)
+
+    class Halve(torch.nn.Module):
+        def forward(self, value):
+            return value * 0.5
+
+    # G(E(x)) = x/4: |x − x/4| summed over 4 pixels = 3; E(G(z)) = z/4: 3 × 0.75 = 2.25.
+    assert consistency_loss(Halve(), Halve(), x, z).item() == pytest.approx(3 + 2.25)
+    assert consistency_loss(Identity(), Identity(), x, z).item() == 0
