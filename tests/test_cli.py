@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
+from adbench.metrics import HIGHER_IS_BETTER
 from adbench.results import COLUMNS
 
 
@@ -62,6 +63,7 @@ def test_printed_tables_hold_the_stored_numbers(tiny_run):
         "pixel_iou",
     }
     assert set(results.metric) == expected_metrics
+    assert expected_metrics <= set(HIGHER_IS_BETTER), "every stored metric declares its direction"
     assert len(results) == 4 * len(expected_metrics)  # 4 categories × metrics × 1 seed
     for metric, title in [
         ("image_auroc", "image AUROC"),
