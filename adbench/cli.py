@@ -80,7 +80,9 @@ def render_category_table(table: pd.DataFrame, title: str) -> Table:
 
 @app.command()
 def run(
-    methods: Annotated[str, typer.Option(help="Comma-separated method names (see `adbench methods`).")],
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
+    ] = None,
     categories: Annotated[str | None, typer.Option(help="Comma-separated category names.")] = None,
     all_categories: Annotated[
         bool, typer.Option("--all-categories", help="Every category of the data.")
@@ -98,24 +100,37 @@ def run(
     kinds: Annotated[
         str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
     ] = None,
+    eval_only: Annotated[
+        Path | None,
+        typer.Option(
+            help="Re-score an earlier run's checkpoints (same grid) into a new run folder; no training."
+        ),
+    ] = None,
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
     from adbench.config import RunConfig
     from adbench.runner import run as run_grid
 
-    if all_categories == (categories is not None):
+    if eval_only is not None:
+        if methods or categories or all_categories or data or kinds:
+            raise AdbenchError(
+                "--eval-only takes the grid from that run; drop --methods/--categories/--data/--kinds"
+            )
+        config = RunConfig.for_eval_only(eval_only, out, name, device)
+    elif all_categories == (categories is not None):
         raise AdbenchError("pass exactly one of --categories a,b and --all-categories")
-    config = RunConfig(
-        methods=_split(methods) or (),
-        categories=None if all_categories else _split(categories),
-        data=data,
-        seeds=_parse_seeds(seeds),
-        budget=budget,  # type: ignore[arg-type]  # RunConfig validates the name
-        out=out,
-        run_name=name,
-        device=device,
-        kinds=_parse_kinds(kinds),
-    )
+    else:
+        config = RunConfig(
+            methods=_split(methods) or (),
+            categories=None if all_categories else _split(categories),
+            data=data,
+            seeds=_parse_seeds(seeds),
+            budget=budget,  # type: ignore[arg-type]  # RunConfig validates the name
+            out=out,
+            run_name=name,
+            device=device,
+            kinds=_parse_kinds(kinds),
+        )
     try:
         outcome = run_grid(config, err_console)
     except KeyboardInterrupt:

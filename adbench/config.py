@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ class RunConfig:
     run_name: str | None = None  # the run folder's name; generated from the time when None
     device: str = "cpu"
     kinds: tuple[tuple[str, str], ...] = field(default=())  # (category, "texture"|"object") overrides
+    eval_only_from: Path | None = None  # score this earlier run's checkpoints instead of training
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -46,4 +48,31 @@ class RunConfig:
             "run_name": self.run_name,
             "device": self.device,
             "kinds": dict(self.kinds),
+            "eval_only_from": None if self.eval_only_from is None else str(self.eval_only_from),
         }
+
+    @classmethod
+    def for_eval_only(cls, source_run: Path, out: Path, run_name: str | None, device: str) -> RunConfig:
+        """The grid of an earlier run, to be re-scored from its checkpoints into a new run folder."""
+        manifest_path = source_run / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            stored = manifest["config"]
+            return cls(
+                methods=tuple(stored["methods"]),
+                categories=None if stored["categories"] is None else tuple(stored["categories"]),
+                data=Path(manifest["dataset"]),
+                seeds=tuple(stored["seeds"]),
+                budget=stored["budget"],
+                out=out,
+                run_name=run_name,
+                device=device,
+                kinds=tuple(stored["kinds"].items()),
+                eval_only_from=source_run,
+            )
+        except FileNotFoundError:
+            raise AdbenchError(
+                f"{manifest_path}: not found; --eval-only needs an adbench run folder"
+            ) from None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None

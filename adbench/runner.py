@@ -41,6 +41,7 @@ from adbench.evaluation import ThresholdChoice, image_metrics, map_metrics
 from adbench.registry import load_method
 from adbench.results import MANIFEST, environment, results_frame, write_results
 
+CHECKPOINT = "checkpoint.safetensors"
 # Images per `score` call: small enough for a progress bar to move, large enough to batch patches.
 SCORE_CHUNK = 8
 
@@ -177,18 +178,28 @@ class _Grid:
         seed: int,
     ) -> None:
         label = f"{method.name}/{category_name}/seed{seed}"
-        params = method.default_params(category, self.config.budget)
-        budget = method.default_budget(category, self.config.budget)
-        seed_everything(seed)
-        detector = method(params, device=self.device)
+        cell = Path("cells") / method.name / category_name / f"seed{seed}"
+        cell_dir = self.run_dir / cell
+        budget: TrainingBudget | None = None
+        if self.config.eval_only_from is None:
+            budget = method.default_budget(category, self.config.budget)
+            seed_everything(seed)
+            detector = method(method.default_params(category, self.config.budget), device=self.device)
+            checkpoint = cell_dir / CHECKPOINT
+        else:
+            checkpoint = self.config.eval_only_from / cell / CHECKPOINT
+            if not checkpoint.is_file():
+                raise AdbenchError(
+                    f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
+                )
+            detector = method.load(checkpoint, device=self.device)
 
         decode_task = progress.add_task(f"decode {category_name}", total=len(files.all_paths()), status="")
         tensors = load_category(files, category, detector.input_spec, lambda: progress.advance(decode_task))
         progress.remove_task(decode_task)
 
-        cell_dir = self.run_dir / "cells" / method.name / category_name / f"seed{seed}"
         cell_dir.mkdir(parents=True)
-        fit_seconds = _fit(progress, detector, tensors, budget, label, cell_dir)
+        fit_seconds = 0.0 if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
         try:
             metrics, threshold = _evaluate(progress, detector, tensors, label, cell_dir)
@@ -215,8 +226,9 @@ class _Grid:
                 "category": category_name,
                 "seed": seed,
                 "category_spec": dataclasses.asdict(category),
-                "params": dataclasses.asdict(params),
-                "training_budget": dataclasses.asdict(budget),
+                "params": dataclasses.asdict(detector.params),
+                "training_budget": None if budget is None else dataclasses.asdict(budget),
+                "checkpoint": str(checkpoint),
                 "fit_seconds": round(fit_seconds, 3),
                 "evaluate_seconds": round(evaluate_seconds, 3),
                 "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
@@ -227,7 +239,7 @@ class _Grid:
         self.console.print(
             f"[green]done[/] {label}: "
             + ", ".join(f"{metric} {metrics[metric]:.3f}" for metric in headline if metric in metrics)
-            + f" (fit {fit_seconds:.0f}s)"
+            + ("" if budget is None else f" (fit {fit_seconds:.0f}s)")
         )
 
 
@@ -252,7 +264,7 @@ def _fit(
     seconds = time.perf_counter() - started
     progress.remove_task(task)
     write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
-    detector.save(cell_dir / "checkpoint.safetensors")
+    detector.save(cell_dir / CHECKPOINT)
     return seconds
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -156,3 +157,29 @@ def test_data_synth_writes_and_refuses_to_overwrite(tmp_path):
     assert (out / "weave" / "train" / "good").is_dir() and (out / "categories.toml").is_file()
     second = adbench("data", "synth", "--out", str(out))
     assert second.returncode == 2 and "never overwritten" in second.stderr
+
+
+def test_eval_only_rescores_the_checkpoints_without_training(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    result = adbench("run", "--eval-only", str(run_dir), "--out", str(tmp_path), "--name", "again")
+    assert result.returncode == 0, result.stderr
+    original = pd.read_csv(run_dir / "results.csv").drop(columns="run_id")
+    rescored = pd.read_csv(tmp_path / "again" / "results.csv").drop(columns="run_id")
+    pd.testing.assert_frame_equal(rescored, original)
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert manifest["config"]["eval_only_from"] == str(run_dir)
+    assert all(cell["training_budget"] is None for cell in manifest["cells"])
+    assert not list((tmp_path / "again").rglob("losses.csv")), "nothing was trained"
+
+
+def test_eval_only_names_a_missing_checkpoint(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    source = tmp_path / "copy"
+    shutil.copytree(run_dir, source)
+    checkpoint = source / "cells" / "l2ae" / "sand" / "seed0" / "checkpoint.safetensors"
+    checkpoint.unlink()
+    result = adbench("run", "--eval-only", str(source), "--out", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert f"{checkpoint}: missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    bad = adbench("run", "--eval-only", str(tmp_path), "--methods", "l2ae", "--out", str(tmp_path / "runs"))
+    assert bad.returncode == 2 and "--eval-only takes the grid from that run" in bad.stderr
