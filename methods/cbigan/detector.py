@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from adbench.data.mvtec import ROTATION_INVARIANT
@@ -159,7 +158,7 @@ class CBiGAN(Detector):
             maps.append(stitch_average(torch.cat([m for _, m in parts]), p.image_size, p.patch_size))
         return Scores(
             torch.stack(image_scores).double().cpu().numpy(),
-            torch.cat(maps).float().cpu().numpy().astype(np.float32),
+            torch.cat(maps).float().cpu().numpy(),
         )
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
