@@ -84,6 +84,11 @@ def test_mvtec_names_need_no_declaration(tmp_path):
     assert read_kinds(tmp_path, ["carpet", "screw"], {}) == {"carpet": "texture", "screw": "object"}
 
 
+def test_empty_category_list(tiny_root):
+    with pytest.raises(AdbenchError, match="no categories given; valid: pin, sand, washer, weave"):
+        resolve_categories(tiny_root, [])
+
+
 def test_missing_dataset_folder(tmp_path):
     with pytest.raises(AdbenchError, match="dataset folder not found"):
         resolve_categories(tmp_path / "nowhere", None)

@@ -79,6 +79,8 @@ def resolve_categories(root: Path, requested: Sequence[str] | None) -> list[str]
     available = list_categories(root)
     if requested is None:
         return available
+    if not requested:
+        raise AdbenchError(f"no categories given; valid: {', '.join(available)}")
     for name in requested:
         if name not in available:
             raise AdbenchError(unknown_name_message("category", name, available, where=str(root)))
