@@ -7,21 +7,16 @@ a run, the ground-truth masks' size in `evaluate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from adbench.metrics.image import image_auroc, max_balanced_accuracy
 from adbench.metrics.pixel import Regions, pixel_iou, pixel_metrics
-from adbench.metrics.threshold import default_min_defect_area, evaluate_threshold, validation_threshold
-
-
-@dataclass(frozen=True)
-class ThresholdChoice:
-    """What the threshold protocol chose on validation maps, recorded in the manifest."""
-
-    threshold: float
-    min_defect_area: int
+from adbench.metrics.threshold import (
+    ThresholdResult,
+    default_min_defect_area,
+    evaluate_threshold,
+    validation_threshold,
+)
 
 
 def image_metrics(labels: np.ndarray, image_scores: np.ndarray) -> dict[str, float]:
@@ -37,20 +32,23 @@ def map_metrics(
     masks: np.ndarray,
     regions: Regions,
     validation_maps: np.ndarray | None = None,
-) -> tuple[dict[str, float], ThresholdChoice | None]:
-    """Pixel metrics, and the threshold protocol when defect-free validation maps are given."""
+) -> tuple[dict[str, float], ThresholdResult | None]:
+    """Pixel metrics, and the threshold protocol when defect-free validation maps are given.
+
+    The returned ThresholdResult (threshold, minimum area, test TPR/TNR) goes into the manifest.
+    """
     metrics = pixel_metrics(maps, masks, regions)
     if validation_maps is None:
         return metrics, None
     min_area = default_min_defect_area(maps.shape[1:])
-    choice = ThresholdChoice(validation_threshold(validation_maps, min_area), min_area)
-    protocol = evaluate_threshold(maps, labels, choice.threshold, choice.min_defect_area)
+    threshold = validation_threshold(validation_maps, min_area)
+    protocol = evaluate_threshold(maps, labels, threshold, min_area)
     # IoU uses the same segmentation as the protocol: pixels strictly above the validation threshold.
-    above = np.nextafter(np.float32(choice.threshold), np.float32(np.inf))
+    above = np.nextafter(np.float32(threshold), np.float32(np.inf))
     metrics |= {
         "threshold_balanced_accuracy": protocol.balanced_accuracy,
         "threshold_tpr": protocol.tpr,
         "threshold_tnr": protocol.tnr,
         "pixel_iou": pixel_iou(maps, masks, float(above)),
     }
-    return metrics, choice
+    return metrics, protocol

@@ -37,7 +37,8 @@ from adbench.data.layout import CategoryFiles, order_categories, read_category, 
 from adbench.data.synth import default_dataset
 from adbench.detector import CategorySpec, Detector, Scores, TrainingBudget
 from adbench.errors import AdbenchError
-from adbench.evaluation import ThresholdChoice, image_metrics, map_metrics
+from adbench.evaluation import image_metrics, map_metrics
+from adbench.metrics.threshold import ThresholdResult
 from adbench.registry import load_method
 from adbench.results import MANIFEST, environment, results_frame, write_results
 
@@ -270,7 +271,7 @@ def _fit(
 
 def _evaluate(
     progress: Progress, detector: Detector, tensors: CategoryTensors, label: str, cell_dir: Path
-) -> tuple[dict[str, float], ThresholdChoice | None]:
+) -> tuple[dict[str, float], ThresholdResult | None]:
     """Score the test set (scores.csv) and compute every metric the detector's output allows."""
     scores = _score_in_chunks(detector, tensors.test, progress, label)
     per_image = pd.DataFrame(

@@ -161,17 +161,19 @@ class CBiGAN(Detector):
             torch.cat(maps).float().cpu().numpy(),
         )
 
+    def _scoring_modules(self) -> dict[str, torch.nn.Module]:
+        """What scoring uses, and so what a checkpoint stores: the averaged E and G, and D."""
+        return {**self.average.modules, "discriminator": self.discriminator}
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        modules = {**self.average.modules, "discriminator": self.discriminator}
         return {
             f"{name}.{key}": value
-            for name, module in modules.items()
+            for name, module in self._scoring_modules().items()
             for key, value in module.state_dict().items()
         }
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        modules = {**self.average.modules, "discriminator": self.discriminator}
-        for name, module in modules.items():
+        for name, module in self._scoring_modules().items():
             prefix = f"{name}."
             module.load_state_dict(
                 {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
