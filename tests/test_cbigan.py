@@ -6,6 +6,7 @@ import torch
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import read_category
 from adbench.detector import CategorySpec, TrainingBudget
+from adbench.metrics.image import image_auroc
 from adbench_methods.cbigan.detector import EGBAD, CBiGAN
 from adbench_methods.cbigan.networks import LATENT_DIM, Discriminator, Encoder, Generator
 from adbench_methods.cbigan.training import consistency_loss, gradient_penalty
@@ -135,7 +136,7 @@ def test_consistency_term_lowers_training_reconstruction_error(pin):
             average = detector.average.modules
             return (images - average["generator"](average["encoder"](images))).abs().mean().item()
 
-    assert CBiGAN.default_params(category, "smoke").alpha == 1e-4  # the paper's α for objects
+    assert CBiGAN.default_params(category, "smoke").alpha == pytest.approx(4e-4)  # 1e-4 × (128/64)²
     assert reconstruction_error(CBiGAN) < 0.92 * reconstruction_error(EGBAD)
 
 
@@ -153,3 +154,55 @@ def test_consistency_loss_is_per_sample_l1_sums():
     # G(E(x)) = x/4: |x − x/4| summed over 4 pixels = 3; E(G(z)) = z/4: 3 × 0.75 = 2.25.
     assert consistency_loss(Halve(), Halve(), x, z).item() == pytest.approx(3 + 2.25)
     assert consistency_loss(Identity(), Identity(), x, z).item() == 0
+
+
+def test_objects_at_smaller_sides_keep_the_papers_alpha_balance():
+    category = CategorySpec("screw", "object", 1)
+    assert CBiGAN.default_params(category, "paper").alpha == 1e-4
+    assert CBiGAN.default_params(category, "default").alpha == pytest.approx(1e-4 * (128 / 64) ** 2)
+    texture = CategorySpec("tile", "texture", 3)
+    assert {CBiGAN.default_params(texture, budget).alpha for budget in ("smoke", "default", "paper")} == {
+        1e-5
+    }
+
+
+def _discs(count: int, defective: bool, seed: int, side: int = 32) -> torch.Tensor:
+    """Bright discs on a dark noisy background; defects are mid-grey holes punched into the disc.
+
+    A hole is closer than the disc to what an untrained generator draws (about mid-grey), so a detector
+    that has not learnt the disc scores defects *lower*: only training can separate them.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = torch.meshgrid(torch.arange(side) + 0.5, torch.arange(side) + 0.5, indexing="ij")
+    images = []
+    for _ in range(count):
+        cy, cx = (side / 2 + torch.randn(2, generator=generator)).tolist()
+        image = 0.15 + 0.05 * torch.rand(side, side, generator=generator)
+        image[(rows - cy) ** 2 + (cols - cx) ** 2 < (side * 0.3) ** 2] = 0.85
+        if defective:
+            hy, hx = (
+                torch.tensor([cy, cx]) + (torch.rand(2, generator=generator) - 0.5) * side * 0.3
+            ).tolist()
+            image[((rows - hy).abs() < side * 0.1) & ((cols - hx).abs() < side * 0.1)] = 0.5
+        images.append(image)
+    return torch.stack(images)[:, None]
+
+
+def test_briefly_trained_cbigan_separates_synthetic_defects():
+    train = _discs(32, defective=False, seed=0)
+    test = torch.cat([_discs(10, defective=False, seed=1), _discs(10, defective=True, seed=2)])
+    labels = [0] * 10 + [1] * 10
+    category = CategorySpec("disc", "object", 1)
+    params = dataclasses.replace(
+        CBiGAN.default_params(category, "smoke"),
+        image_size=32,
+        patch_size=32,
+        alpha=CBiGAN.object_alpha_at(32),
+    )
+    torch.manual_seed(0)
+    detector = CBiGAN(params)
+    untrained = image_auroc(labels, detector.score(test).image_scores)
+    detector.fit(train, TrainingBudget(steps=80, batch_size=16))
+    trained = image_auroc(labels, detector.score(test).image_scores)
+    print(f"image AUROC untrained {untrained:.2f}, trained {trained:.2f}")
+    assert untrained < 0.3 and trained > 0.8

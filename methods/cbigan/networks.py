@@ -14,6 +14,12 @@ All three are built from one residual block (channel multiplier 3, no normalisat
   intermediate activation of the image path (by default the output of its first 3×3 convolution).
 
 At 128 px this gives about 83k parameters in G, 88k in E and 666k in D, as the authors' code.
+
+Weights start as the authors' Keras layers start: Glorot-uniform kernels and zero biases. PyTorch's
+default initialisation has a third of that variance; through G's eighteen unnormalised convolutions
+the signal then nearly vanishes, G starts by drawing a flat image, and training takes several times
+as many steps to draw the object (measured at 64 px: the defect maps separated pin defects at
+100-150 steps with Glorot, not within 200 without).
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ _GENERATOR_SEED_SIDE = 2
 
 def _act() -> nn.LeakyReLU:
     return nn.LeakyReLU(_SLOPE)
+
+
+def keras_initialise(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases for every convolution and dense layer (Keras' defaults)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
 
 class ResidualBlock(nn.Module):
@@ -77,6 +91,7 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(_trunk_features(image_size), 48), _act(), nn.Linear(48, LATENT_DIM)
         )
+        keras_initialise(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(x))
@@ -98,6 +113,7 @@ class Generator(nn.Module):
             in_channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Conv2d(in_channels, channels, 1)
+        keras_initialise(self)
 
     def forward(self, z: Tensor) -> Tensor:
         seed = self.seed(z).view(-1, _GENERATOR_FILTERS[0], _GENERATOR_SEED_SIDE, _GENERATOR_SEED_SIDE)
@@ -117,6 +133,7 @@ class Discriminator(nn.Module):
             valid = ", ".join(name for name in modules if name.startswith("trunk.") and name.count(".") == 2)
             raise ValueError(f"unknown discriminator feature layer {feature_layer!r}; valid: {valid}")
         self.feature_layer = feature_layer
+        keras_initialise(self)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         joint = torch.cat((self.trunk(x).flatten(1), self.latent(z)), dim=1)
