@@ -206,3 +206,16 @@ def test_briefly_trained_cbigan_separates_synthetic_defects():
     trained = image_auroc(labels, detector.score(test).image_scores)
     print(f"image AUROC untrained {untrained:.2f}, trained {trained:.2f}")
     assert untrained < 0.3 and trained > 0.8
+
+
+def test_score_features_are_the_chosen_layer_of_the_image_path():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 64, 64)
+    first = Discriminator(1, 64)
+    assert torch.equal(first.features(x), first.trunk[0].conv1(x))
+    deeper = Discriminator(1, 64, "trunk.1.conv2")
+    block = deeper.trunk[1]
+    expected = block.conv2(block.act(block.conv1(deeper.trunk[0](x))))
+    assert torch.allclose(deeper.features(x), expected)
+    with pytest.raises(ValueError, match=r"valid: .*trunk\.0\.conv1"):
+        Discriminator(1, 64, "latent.0")
