@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from adbench.data.mvtec import ROTATION_INVARIANT
@@ -34,7 +33,7 @@ from adbench.detector import (
 )
 from adbench_methods.autoencoder.networks import ConvAutoencoder
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import extract_patches, stitch_average
+from adbench_methods.common.patches import score_tiled
 
 # Patches per category that the paper's 200 epochs run over (MVTec AD §4.2).
 _PAPER_PATCHES = 10_000
@@ -142,17 +141,16 @@ class L2Autoencoder(Detector):
     def score(self, images: torch.Tensor) -> Scores:
         p = self.params
         self.network.eval()
-        maps = []
-        for image in images.split(1):
-            patches = extract_patches(image.to(self.device), p.patch_size, p.patch_stride)
-            patch_maps = torch.cat(
-                [self.anomaly_map(self.network(chunk), chunk) for chunk in patches.split(p.score_batch_size)]
-            )
-            maps.append(stitch_average(patch_maps, p.image_size, p.patch_stride))
-        anomaly_maps = torch.cat(maps).float().cpu().numpy()
-        return Scores(
-            anomaly_maps.reshape(len(anomaly_maps), -1).max(axis=1).astype(np.float64), anomaly_maps
+
+        def score_patches(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            patch_maps = self.anomaly_map(self.network(patches), patches)
+            return patch_maps.flatten(1).amax(dim=1), patch_maps
+
+        _, maps = score_tiled(
+            images.to(self.device), p.patch_size, p.patch_stride, p.score_batch_size, score_patches
         )
+        # The image score is the maximum of the stitched map (overlaps averaged), not of the patch maps.
+        return Scores(maps.flatten(1).amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.network.state_dict())

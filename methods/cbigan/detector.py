@@ -44,7 +44,7 @@ from adbench.detector import (
 from adbench_methods.cbigan.networks import Discriminator, Encoder, Generator
 from adbench_methods.cbigan.training import CBiGANTrainer, MovingAverage
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import extract_patches, stitch_average
+from adbench_methods.common.patches import score_tiled
 
 
 @dataclass(frozen=True)
@@ -169,10 +169,13 @@ class CBiGAN(Detector):
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> Scores:
         p = self.params
-        patches = extract_patches(images.to(self.device) * 2 - 1, p.patch_size, p.patch_size)
-        parts = [self._score_patches(chunk) for chunk in patches.split(p.score_batch_size)]
-        patch_scores = torch.cat([scores for scores, _ in parts]).view(len(images), -1)
-        maps = stitch_average(torch.cat([patch_maps for _, patch_maps in parts]), p.image_size, p.patch_size)
+        patch_scores, maps = score_tiled(
+            images.to(self.device) * 2 - 1,
+            p.patch_size,
+            p.patch_size,
+            p.score_batch_size,
+            self._score_patches,
+        )
         return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
 
     def _scoring_modules(self) -> dict[str, torch.nn.Module]:

@@ -6,6 +6,8 @@ patches end exactly at the border and every pixel is covered (overlaps are avera
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -42,3 +44,25 @@ def stitch_average(patch_maps: torch.Tensor, size: int, stride: int) -> torch.Te
             count[y : y + patch, x : x + patch] += 1
             index += 1
     return total / count
+
+
+# Scores one batch of patches: (B, C, p, p) -> a score per patch (B,) and a map per patch (B, p, p).
+PatchScorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def score_tiled(
+    images: torch.Tensor, patch: int, stride: int, batch_size: int, score_patches: PatchScorer
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score (N, C, S, S) images patch by patch: per-patch scores (N, P) and stitched maps (N, S, S).
+
+    At most `batch_size` patches go through `score_patches` at once; images that are a single patch
+    (whole objects) are batched together, tiled images are cut one group at a time to bound memory.
+    """
+    size = images.shape[-1]
+    patches_per_image = len(patch_positions(size, patch, stride)) ** 2
+    scores, maps = [], []
+    for group in images.split(max(1, batch_size // patches_per_image)):
+        parts = [score_patches(chunk) for chunk in extract_patches(group, patch, stride).split(batch_size)]
+        scores.append(torch.cat([patch_scores for patch_scores, _ in parts]).view(len(group), -1))
+        maps.append(stitch_average(torch.cat([patch_maps for _, patch_maps in parts]), size, stride))
+    return torch.cat(scores), torch.cat(maps)
