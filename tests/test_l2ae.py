@@ -2,14 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from adbench.data.cache import CategoryTensors, describe, load_category
-from adbench.data.layout import read_category
 from adbench.detector import CategorySpec, TrainingBudget
-from adbench.metrics.image import image_auroc
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from adbench_methods.autoencoder.networks import ConvAutoencoder
 from adbench_methods.common.augment import AugmentPolicy, random_thetas, random_views
 from adbench_methods.common.patches import extract_patches, patch_positions, stitch_average
+from tests.helpers import smoke_auroc
 
 
 def test_patch_positions_cover_the_border():
@@ -72,19 +70,9 @@ def test_paper_defaults():
     )
 
 
-def _auroc(root, name, kind, steps):
-    files = read_category(root, name, kind)
-    category = describe(files)
-    torch.manual_seed(0)
-    detector = L2Autoencoder(L2Autoencoder.default_params(category, "smoke"))
-    tensors = load_category(files, category, detector.input_spec)
-    detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, 8))
-    return image_auroc(
-        tensors.test_labels, detector.score(CategoryTensors.as_float(tensors.test)).image_scores
-    )
-
-
 def test_trained_autoencoder_separates_synthetic_defects(tiny_root):
     # At the smoke budget's 64 px the pin's defects are the clearest; the default budget separates all four.
-    assert _auroc(tiny_root, "pin", "object", steps=0) < 0.7, "an untrained model must not find the defects"
-    assert _auroc(tiny_root, "pin", "object", steps=150) > 0.9
+    assert smoke_auroc(L2Autoencoder, tiny_root, "pin", "object", steps=0) < 0.7, (
+        "an untrained model must not find the defects"
+    )
+    assert smoke_auroc(L2Autoencoder, tiny_root, "pin", "object", steps=150) > 0.9

@@ -1,0 +1,45 @@
+"""`ssimae`: the SSIM autoencoder of MVTec AD §4.1.2 as an adbench Detector.
+
+The same network, augmentation, tiling and budgets as `l2ae` (it subclasses it); what differs is the
+loss and the map, as the paper specifies:
+- Grayscale input: colour categories are converted by the harness (InputSpec channels = 1).
+- Loss: 1 − mean SSIM(x, x̂) over the image, SSIM with an 11×11 window.
+- Anomaly map: 1 − SSIM(x, x̂) per pixel; image score = the maximum of the map (as `l2ae`). Textures
+  are reconstructed in 128×128 patches at stride 30 with the patch maps averaged; objects whole.
+
+SSIM comes from kornia: a per-pixel, differentiable map with Wang et al.'s Gaussian window
+(σ = 1.5, 11 taps), c1 = 0.01², c2 = 0.03² for data in [0, 1]. Borders are reflect-padded, so the
+map keeps the input size; the tests check it against scikit-image away from the 5-pixel border,
+where the two pad differently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from kornia.metrics import ssim
+
+from adbench.detector import BudgetName, CategorySpec
+from adbench_methods.autoencoder.detector import AutoencoderParams, L2Autoencoder
+
+SSIM_WINDOW = 11
+
+
+def ssim_map(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) pairs in [0, 1] -> per-pixel SSIM (B, H, W), averaged over channels."""
+    return ssim(reconstruction, target, SSIM_WINDOW, max_val=1.0, eps=0.0).mean(dim=1)
+
+
+class SSIMAutoencoder(L2Autoencoder):
+    name = "ssimae"
+
+    @classmethod
+    def default_params(cls, category: CategorySpec, budget: BudgetName) -> AutoencoderParams:
+        return dataclasses.replace(super().default_params(category, budget), channels=1)
+
+    def reconstruction_loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1 - ssim_map(reconstruction, target).mean()
+
+    def anomaly_map(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1 - ssim_map(reconstruction, target)
