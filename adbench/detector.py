@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,10 +59,15 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class TrainingBudget:
-    """How much training `fit` may do."""
+    """How much training `fit` may do: a number of optimiser steps, or of epochs over the training set."""
 
-    steps: int  # optimiser steps
+    steps: int | None  # optimiser steps; None when counted in epochs
     batch_size: int
+    epochs: int | None = None  # passes over the training set; what an epoch holds is the method's to say
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"a training budget needs steps or epochs, exactly one: {self}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,16 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
         """The training schedule for `category` at the named budget."""
+
+    def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
+        """Optimiser steps `fit` takes on `train_images` images; an epoch is one pass over the images.
+
+        Methods that train on several crops per image count their epochs in crops by overriding this.
+        """
+        if budget.steps is not None:
+            return budget.steps
+        assert budget.epochs is not None
+        return budget.epochs * math.ceil(train_images / budget.batch_size)
 
     @property
     @abc.abstractmethod

@@ -255,7 +255,8 @@ def _fit(
 ) -> float:
     """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return seconds."""
     losses: list[dict[str, float]] = []
-    task = progress.add_task(f"fit {label}", total=budget.steps, status="")
+    steps = detector.training_steps(budget, len(tensors.train))
+    task = progress.add_task(f"fit {label}", total=steps, status="")
 
     def on_step(step: int, step_losses: Mapping[str, float]) -> None:
         losses.append({"step": step, **step_losses})

@@ -61,7 +61,7 @@ def check_params_round_trip(cls: type[Detector]) -> None:
             params = cls.default_params(category, budget)
             assert cls.Params(**json.loads(json.dumps(dataclasses.asdict(params)))) == params
             training = cls.default_budget(category, budget)
-            assert training.steps > 0 and training.batch_size > 0
+            assert (training.steps or training.epochs or 0) > 0 and training.batch_size > 0
 
 
 def check_input_spec(cls: type[Detector]) -> None:

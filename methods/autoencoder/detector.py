@@ -127,7 +127,7 @@ class L2Autoencoder(Detector):
             self.network.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
         )
         self.network.train()
-        for step in range(budget.steps):
+        for step in range(self.training_steps(budget, len(images))):
             batch = random_views(images, budget.batch_size, policy)
             loss = self.reconstruction_loss(self.network(batch), batch)
             optimizer.zero_grad(set_to_none=True)

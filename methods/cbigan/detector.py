@@ -45,6 +45,7 @@ from adbench_methods.cbigan.networks import Discriminator, Encoder, Generator
 from adbench_methods.cbigan.training import CBiGANTrainer, MovingAverage
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.state import load_modules_state, modules_state
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class CBiGAN(Detector):
             generator_betas=(0.0, p.generator_beta2),
             discriminator_betas=(0.0, p.discriminator_beta2),
         )
-        for step in range(budget.steps):
+        for step in range(self.training_steps(budget, len(images))):
             for _ in range(p.critic_steps):
                 critic, penalty = trainer.critic_step(random_views(data, budget.batch_size, policy))
             adversarial, consistency = trainer.encoder_generator_step(
@@ -183,18 +184,10 @@ class CBiGAN(Detector):
         return {**self.average.modules, "discriminator": self.discriminator}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            f"{name}.{key}": value
-            for name, module in self._scoring_modules().items()
-            for key, value in module.state_dict().items()
-        }
+        return modules_state(self._scoring_modules())
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        for name, module in self._scoring_modules().items():
-            prefix = f"{name}."
-            module.load_state_dict(
-                {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
-            )
+        load_modules_state(self._scoring_modules(), tensors)
         # The live E and G score nothing, but keep them equal to what was loaded.
         self.encoder.load_state_dict(self.average.modules["encoder"].state_dict())
         self.generator.load_state_dict(self.average.modules["generator"].state_dict())

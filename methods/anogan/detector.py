@@ -1,0 +1,176 @@
+"""`anogan`: AnoGAN (Schlegl et al. 2017) as MVTec AD §4.1 evaluates it, an iterative detector.
+
+- Networks: DCGAN G and D (networks.py), latent R^64, trained as a standard GAN (non-saturating
+  generator loss, binary cross-entropy on logits), Adam lr 2e-4 with β1 = 0.5 for both.
+- Objects at 128×128 whole; textures resized to 512×512 and processed in 128×128 patches: random
+  crops for training, non-overlapping patches (stride 128) at test time. Training views are augmented as
+  for the autoencoders (MVTec AD §4.2): rotated crops for textures; shifts, and rotations for categories
+  photographed in any orientation, for objects.
+- Inference (search.py): 300 Adam steps (lr 0.02) on z from a seeded N(0, I) start, minimising
+  (1 − λ)·||x − G(z)||₁ + λ·||f_D(x) − f_D(G(z))||₁ with λ = 0.1. Anomaly map = (x − G(z*))² per pixel,
+  summed over channels, as MVTec AD evaluates it; patch score = the final loss; image score = the
+  largest patch score (the whole image's loss for objects).
+- Budgets: `paper` trains 50 epochs (textures: an epoch is as many random crops as the images hold
+  patches) in batches of 64 with DCGAN's width 64. `default` and `smoke` are CPU schedules: width 16,
+  objects at 64 px, textures at 256 px in 64 px patches (smoke: 128 px), and a fixed step count; smoke
+  also searches for 25 steps instead of 300. Images are scaled to [−1, 1] (G ends in tanh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from adbench.data.mvtec import ROTATION_INVARIANT
+from adbench.detector import (
+    BudgetName,
+    CategorySpec,
+    Detector,
+    InputSpec,
+    Scores,
+    StepCallback,
+    TrainingBudget,
+)
+from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
+from adbench_methods.anogan.search import search_latents
+from adbench_methods.common.augment import AugmentPolicy, random_views
+from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.state import load_modules_state, modules_state
+
+
+@dataclass(frozen=True)
+class AnoGANParams:
+    channels: int
+    image_size: int  # side the harness resizes images to
+    patch_size: int  # the networks' side; equal to image_size for whole objects
+    width: int  # DCGAN base width (G's last hidden layer, D's first)
+    min_angle_deg: float
+    max_angle_deg: float
+    max_shift: float  # objects' random translation, fraction of the side
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    search_steps: int = 300
+    search_learning_rate: float = 0.02
+    score_lambda: float = 0.1  # λ: weight of the discriminator-feature residual
+    search_batch_size: int = 64  # patches whose latents are optimised together
+    search_seed: int = 0  # the initial latents; scoring is deterministic
+
+
+class AnoGAN(Detector):
+    name = "anogan"
+    inference_kind = "iterative"
+    Params = AnoGANParams
+
+    def __init__(self, params: AnoGANParams, device: str | torch.device = "cpu") -> None:
+        super().__init__(params, device)
+        self.generator = DCGANGenerator(params.channels, params.patch_size, params.width).to(self.device)
+        self.discriminator = DCGANDiscriminator(params.channels, params.patch_size, params.width).to(
+            self.device
+        )
+
+    @classmethod
+    def default_params(cls, category: CategorySpec, budget: BudgetName) -> AnoGANParams:
+        paper = budget == "paper"
+        width = 64 if paper else 16
+        search_steps = 25 if budget == "smoke" else 300
+        if category.kind == "texture":
+            image, patch = {"paper": (512, 128), "default": (256, 64), "smoke": (128, 64)}[budget]
+            return AnoGANParams(
+                category.channels, image, patch, width, -45.0, 45.0, 0.0, search_steps=search_steps
+            )
+        side = 128 if paper else 64
+        angle = 45.0 if category.name in ROTATION_INVARIANT else 0.0
+        return AnoGANParams(
+            category.channels, side, side, width, -angle, angle, 0.05, search_steps=search_steps
+        )
+
+    @classmethod
+    def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
+        if budget == "paper":
+            return TrainingBudget(steps=None, batch_size=64, epochs=50)
+        if budget == "default":
+            return TrainingBudget(steps=300, batch_size=32)
+        return TrainingBudget(steps=10, batch_size=8)
+
+    def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
+        patches_per_image = (self.params.image_size // self.params.patch_size) ** 2
+        return super().training_steps(budget, train_images * patches_per_image)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.params.image_size, self.params.channels)
+
+    def fit(self, images: torch.Tensor, budget: TrainingBudget, on_step: StepCallback | None = None) -> None:
+        p = self.params
+        data = images.to(self.device) * 2 - 1
+        policy = AugmentPolicy(p.patch_size, p.min_angle_deg, p.max_angle_deg, p.max_shift)
+        betas = (p.beta1, 0.999)
+        g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=p.learning_rate, betas=betas)
+        d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=p.learning_rate, betas=betas)
+        self.generator.train()
+        self.discriminator.train()
+        for step in range(self.training_steps(budget, len(images))):
+            real = random_views(data, budget.batch_size, policy)
+            latents = torch.randn(len(real), LATENT_DIM, device=self.device)
+            fake = self.generator(latents)
+            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
+            d_loss = F.binary_cross_entropy_with_logits(
+                real_logits, torch.ones_like(real_logits)
+            ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+            d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_optimizer.step()
+
+            fooled = self.discriminator(fake)
+            g_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
+            g_optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_optimizer.step()
+            if on_step is not None:
+                on_step(step, {"d": d_loss.item(), "g": g_loss.item()})
+        self.generator.eval()
+        self.discriminator.eval()
+
+    def score(self, images: torch.Tensor) -> Scores:
+        p = self.params
+        self.generator.eval()
+        self.discriminator.eval()
+        patches_per_image = (p.image_size // p.patch_size) ** 2
+        # Every patch of the call gets its own starting latent, drawn from the seed in tiling order.
+        seeds = torch.Generator().manual_seed(p.search_seed)
+        initial = torch.randn(len(images) * patches_per_image, LATENT_DIM, generator=seeds).to(self.device)
+        searched = 0
+
+        def search(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal searched
+            start = initial[searched : searched + len(patches)]
+            searched += len(patches)
+            _, losses, reconstructions = search_latents(
+                self.generator,
+                self.discriminator.features,
+                patches,
+                start,
+                p.search_steps,
+                p.search_learning_rate,
+                p.score_lambda,
+            )
+            return losses, (patches - reconstructions).pow(2).sum(dim=1)
+
+        patch_scores, maps = score_tiled(
+            images.to(self.device) * 2 - 1, p.patch_size, p.patch_size, p.search_batch_size, search
+        )
+        return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return modules_state(self._modules())
+
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        load_modules_state(self._modules(), tensors)
+        self.generator.eval()
+        self.discriminator.eval()

@@ -1,0 +1,69 @@
+"""AnoGAN's inference: gradient descent in G's latent space for the z that best reconstructs an image.
+
+    L(z) = (1 − λ)·||x − G(z)||₁ + λ·||f_D(x) − f_D(G(z))||₁      (per image; Schlegl et al. eq. 3–5)
+
+The search is batched: all images of a batch are optimised as one (B, 64) tensor of latents with the
+per-image losses summed. Each latent's gradient is then exactly its own image's gradient, and Adam works
+element by element, so the batch takes the same steps as a separate search per image, at the cost of
+one forward pass. G and D must be in eval mode: batch norm then uses its running statistics, and no image
+can influence another's latent through the batch statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def reconstruction_losses(
+    generator: nn.Module,
+    features: nn.Module,
+    images: Tensor,
+    image_features: Tensor,
+    latents: Tensor,
+    feature_weight: float,
+) -> tuple[Tensor, Tensor]:
+    """L(z) per image, and the reconstructions G(z)."""
+    reconstructions = generator(latents)
+    residual = (images - reconstructions).abs().flatten(1).sum(1)
+    feature_residual = (image_features - features(reconstructions)).abs().flatten(1).sum(1)
+    return (1 - feature_weight) * residual + feature_weight * feature_residual, reconstructions
+
+
+def search_latents(
+    generator: nn.Module,
+    features: nn.Module,
+    images: Tensor,
+    initial: Tensor,
+    steps: int,
+    learning_rate: float,
+    feature_weight: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Optimise one latent per image from `initial` with Adam; return z*, L(z*) and G(z*)."""
+    if generator.training or features.training:
+        raise ValueError("put G and D in eval mode before the latent search (batch norm would mix images)")
+    with torch.no_grad():
+        image_features = features(images)
+    latents = initial.detach().clone().requires_grad_()
+    optimizer = torch.optim.Adam([latents], lr=learning_rate)
+    # Only the latents need gradients; skip the weights' for the duration of the search.
+    weights = [w for module in (generator, features) for w in module.parameters() if w.requires_grad]
+    try:
+        for weight in weights:
+            weight.requires_grad_(False)
+        with torch.enable_grad():
+            for _ in range(steps):
+                losses, _ = reconstruction_losses(
+                    generator, features, images, image_features, latents, feature_weight
+                )
+                optimizer.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                optimizer.step()
+    finally:
+        for weight in weights:
+            weight.requires_grad_(True)
+    with torch.no_grad():
+        final, reconstructions = reconstruction_losses(
+            generator, features, images, image_features, latents, feature_weight
+        )
+    return latents.detach(), final, reconstructions

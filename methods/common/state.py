@@ -1,0 +1,28 @@
+"""Checkpoint tensors of several named modules, as one flat `name.key` mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+
+def modules_state(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{key}": value
+        for name, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+
+
+def load_modules_state(modules: Mapping[str, nn.Module], tensors: Mapping[str, torch.Tensor]) -> None:
+    """Inverse of `modules_state`; a missing or unexpected key raises (torch's strict loading)."""
+    unclaimed = set(tensors)
+    for name, module in modules.items():
+        prefix = f"{name}."
+        own = {key: value for key, value in tensors.items() if key.startswith(prefix)}
+        unclaimed -= own.keys()
+        module.load_state_dict({key[len(prefix) :]: value for key, value in own.items()})
+    if unclaimed:
+        raise KeyError(f"tensors of no module: {sorted(unclaimed)[:5]}")
