@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -17,6 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from adbench.errors import AdbenchError
+
+if TYPE_CHECKING:
+    from adbench.config import RunConfig
+    from adbench.runner import RunOutcome
 
 app = typer.Typer(
     name="adbench",
@@ -39,6 +43,12 @@ TABLE_METRICS = {
     "pixel_aupro_0.3": "pixel AU-PRO (FPR up to 0.3)",
 }
 EVALUATE_METRICS = TABLE_METRICS | {"pixel_ap": "pixel average precision"}
+TIMING_METRICS = {
+    "fit_s": "fit time (s)",
+    "infer_ms_per_image": "inference latency, median (ms per image)",
+    "infer_ms_per_image_p95": "inference latency, 95th percentile (ms per image)",
+    "infer_images_per_s": "inference throughput (images per s, evaluation batches)",
+}
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -65,7 +75,12 @@ def _parse_kinds(value: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def _format(value: float) -> str:
-    return "—" if math.isnan(value) else f"{value:.3f}"
+    if math.isnan(value):
+        return "—"
+    # Quality metrics lie in [0, 1] and need three decimals; timings span milliseconds to hours.
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
 def render_category_table(table: pd.DataFrame, title: str) -> Table:
@@ -106,41 +121,134 @@ def run(
             help="Re-score an earlier run's checkpoints (same grid) into a new run folder; no training."
         ),
     ] = None,
+    repeats: Annotated[int, typer.Option(help="Single-image scoring repeats for the latency figures.")] = 5,
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
-    from adbench.config import RunConfig
-    from adbench.runner import run as run_grid
+    config = _grid_config(
+        methods, categories, all_categories, data, seeds, budget, out, name, device, kinds, eval_only, repeats
+    )
+    outcome = _run_grid(config)
+    _print_tables(outcome.results)
+    _print_timing(outcome.results)
+    out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
-    if eval_only is not None:
+
+def _grid_config(
+    methods: str | None,
+    categories: str | None,
+    all_categories: bool,
+    data: Path | None,
+    seeds: str,
+    budget: str,
+    out: Path,
+    name: str | None,
+    device: str,
+    kinds: str | None,
+    from_run: Path | None,
+    repeats: int,
+    score_metrics: bool = True,
+) -> RunConfig:
+    """The RunConfig of `run` and `time`: a new grid, or the grid of `from_run` from its checkpoints."""
+    from adbench.config import RunConfig
+
+    if from_run is not None:
         if methods or categories or all_categories or data or kinds:
             raise AdbenchError(
-                "--eval-only takes the grid from that run; drop --methods/--categories/--data/--kinds"
+                f"{from_run}: the grid comes from that run; drop --methods/--categories/--data/--kinds"
             )
-        config = RunConfig.for_eval_only(eval_only, out, name, device)
-    elif all_categories == (categories is not None):
+        return RunConfig.for_eval_only(from_run, out, name, device, repeats, score_metrics)
+    if all_categories == (categories is not None):
         raise AdbenchError("pass exactly one of --categories a,b and --all-categories")
-    else:
-        config = RunConfig(
-            methods=_split(methods) or (),
-            categories=None if all_categories else _split(categories),
-            data=data,
-            seeds=_parse_seeds(seeds),
-            budget=budget,  # type: ignore[arg-type]  # RunConfig validates the name
-            out=out,
-            run_name=name,
-            device=device,
-            kinds=_parse_kinds(kinds),
-        )
+    return RunConfig(
+        methods=_split(methods) or (),
+        categories=None if all_categories else _split(categories),
+        data=data,
+        seeds=_parse_seeds(seeds),
+        budget=budget,  # type: ignore[arg-type]  # RunConfig validates the name
+        out=out,
+        run_name=name,
+        device=device,
+        kinds=_parse_kinds(kinds),
+        timing_repeats=repeats,
+        score_metrics=score_metrics,
+    )
+
+
+def _run_grid(config: RunConfig) -> RunOutcome:
+    from adbench.runner import run as run_grid
+
     try:
-        outcome = run_grid(config, err_console)
+        return run_grid(config, err_console)
     except KeyboardInterrupt:
         # Click would print a bare "Aborted!"; say what was kept instead.
         err_console.print(
             "[yellow]interrupted[/]: finished cells are kept in the run folder", highlight=False
         )
         raise typer.Exit(130) from None
-    _print_tables(outcome.results)
+
+
+@app.command("time")
+def time_methods(
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
+    ] = None,
+    categories: Annotated[str | None, typer.Option(help="Comma-separated category names.")] = None,
+    all_categories: Annotated[
+        bool, typer.Option("--all-categories", help="Every category of the data.")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="MVTec AD-style root. Default: the built-in synthetic dataset.")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
+    budget: Annotated[str, typer.Option(help="Training budget: smoke, default or paper.")] = "default",
+    repeats: Annotated[int, typer.Option(help="Single-image scoring repeats for the latency figures.")] = 5,
+    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: time and methods).")] = None,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N, mps.")] = "cpu",
+    kinds: Annotated[
+        str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+    ] = None,
+    from_run: Annotated[
+        Path | None,
+        typer.Option("--from", help="Time the checkpoints of an earlier run instead of training."),
+    ] = None,
+) -> None:
+    """Time fitting and inference (latency, throughput) per method and category; no quality metrics."""
+    config = _grid_config(
+        methods,
+        categories,
+        all_categories,
+        data,
+        seeds,
+        budget,
+        out,
+        name,
+        device,
+        kinds,
+        from_run,
+        repeats,
+        score_metrics=False,
+    )
+    outcome = _run_grid(config)
+    _print_timing(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
+
+
+def _print_timing(results: pd.DataFrame) -> None:
+    """The timing tables, and how much slower each iterative method is than the fastest single-pass one."""
+    from adbench.registry import load_method
+    from adbench.report.tables import category_table
+    from adbench.timing import iterative_cost
+
+    for metric, title in TIMING_METRICS.items():
+        if (results["metric"] == metric).any():
+            out_console.print(render_category_table(category_table(results, metric), title))
+    kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
+    for row in iterative_cost(results, kinds).itertuples():
+        out_console.print(
+            f"{row.category}: {row.method} (iterative) takes {row.ratio:,.1f}× the time per image of "
+            f"{row.versus}, the fastest single-pass method"
+        )
 
 
 def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS) -> None:

@@ -23,6 +23,8 @@ class RunConfig:
     device: str = "cpu"
     kinds: tuple[tuple[str, str], ...] = field(default=())  # (category, "texture"|"object") overrides
     eval_only_from: Path | None = None  # score this earlier run's checkpoints instead of training
+    timing_repeats: int = 5  # single-image scoring repeats for the latency figures
+    score_metrics: bool = True  # False: time the detectors only (`adbench time`), no quality metrics
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -33,6 +35,8 @@ class RunConfig:
             raise AdbenchError("no seeds given; pass --seeds, e.g. --seeds 0,1")
         if self.budget not in BUDGETS:
             raise AdbenchError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+        if self.timing_repeats < 1:
+            raise AdbenchError(f"--repeats {self.timing_repeats}: must be at least 1")
         for category, kind in self.kinds:
             if kind not in ("texture", "object"):
                 raise AdbenchError(f"--kinds {category}={kind}: the kind must be 'texture' or 'object'")
@@ -49,11 +53,21 @@ class RunConfig:
             "device": self.device,
             "kinds": dict(self.kinds),
             "eval_only_from": None if self.eval_only_from is None else str(self.eval_only_from),
+            "timing_repeats": self.timing_repeats,
+            "score_metrics": self.score_metrics,
         }
 
     @classmethod
-    def for_eval_only(cls, source_run: Path, out: Path, run_name: str | None, device: str) -> RunConfig:
-        """The grid of an earlier run, to be re-scored from its checkpoints into a new run folder."""
+    def for_eval_only(
+        cls,
+        source_run: Path,
+        out: Path,
+        run_name: str | None,
+        device: str,
+        timing_repeats: int = 5,
+        score_metrics: bool = True,
+    ) -> RunConfig:
+        """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder."""
         manifest_path = source_run / "manifest.json"
         try:
             manifest = json.loads(manifest_path.read_text())
@@ -69,6 +83,8 @@ class RunConfig:
                 device=device,
                 kinds=tuple(stored["kinds"].items()),
                 eval_only_from=source_run,
+                timing_repeats=timing_repeats,
+                score_metrics=score_metrics,
             )
         except FileNotFoundError:
             raise AdbenchError(

@@ -41,6 +41,7 @@ from adbench.evaluation import image_metrics, map_metrics
 from adbench.metrics.threshold import ThresholdResult
 from adbench.registry import load_method
 from adbench.results import MANIFEST, environment, results_frame, write_results
+from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
 
 CHECKPOINT = "checkpoint.safetensors"
 # Images per `score` call, the evaluation batch size: the paper's batch of 32, small enough for the
@@ -201,12 +202,23 @@ class _Grid:
         progress.remove_task(decode_task)
 
         cell_dir.mkdir(parents=True)
-        fit_seconds = 0.0 if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
+        fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
-        try:
-            metrics, threshold = _evaluate(progress, detector, tensors, label, cell_dir)
-        except AdbenchError as error:
-            raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
+        threshold: ThresholdResult | None = None
+        if self.config.score_metrics:
+            try:
+                metrics, threshold, score_seconds = _evaluate(progress, detector, tensors, label, cell_dir)
+            except AdbenchError as error:
+                raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
+        else:
+            _, score_seconds = timed(
+                detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
+            )
+            metrics = {}
+        latency = measure_latency(
+            detector, CategoryTensors.as_float(tensors.test[:1]), self.config.timing_repeats
+        )
+        metrics |= timing_metrics(fit_seconds, latency, len(tensors.test), score_seconds)
         evaluate_seconds = time.perf_counter() - evaluate_started
 
         self.rows += [
@@ -231,17 +243,19 @@ class _Grid:
                 "params": dataclasses.asdict(detector.params),
                 "training_budget": None if budget is None else dataclasses.asdict(budget),
                 "checkpoint": str(checkpoint),
-                "fit_seconds": round(fit_seconds, 3),
+                "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
                 "evaluate_seconds": round(evaluate_seconds, 3),
                 "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
+                "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
             }
         )
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
         headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
         self.console.print(
             f"[green]done[/] {label}: "
-            + ", ".join(f"{metric} {metrics[metric]:.3f}" for metric in headline if metric in metrics)
-            + ("" if budget is None else f" (fit {fit_seconds:.0f}s)")
+            + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
+            + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
+            + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
         )
 
 
@@ -273,9 +287,14 @@ def _fit(
 
 def _evaluate(
     progress: Progress, detector: Detector, tensors: CategoryTensors, label: str, cell_dir: Path
-) -> tuple[dict[str, float], ThresholdResult | None]:
-    """Score the test set (scores.csv) and compute every metric the detector's output allows."""
-    scores = _score_in_chunks(detector, tensors.test, progress, label)
+) -> tuple[dict[str, float], ThresholdResult | None, float]:
+    """Score the test set (scores.csv) and compute every metric the detector's output allows.
+
+    Also returns the seconds that scoring the test set took, for the throughput figure.
+    """
+    scores, score_seconds = timed(
+        detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
+    )
     per_image = pd.DataFrame(
         {
             "image": tensors.test_names,
@@ -287,7 +306,7 @@ def _evaluate(
     write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
     if scores.anomaly_maps is None:
-        return metrics, None
+        return metrics, None, score_seconds
     # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
     validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
     pixel, threshold = map_metrics(
@@ -297,7 +316,7 @@ def _evaluate(
         tensors.regions,
         validation.anomaly_maps,
     )
-    return metrics | pixel, threshold
+    return metrics | pixel, threshold, score_seconds
 
 
 def run(config: RunConfig, console: Console | None = None) -> RunOutcome:

@@ -11,6 +11,7 @@ import pytest
 
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.results import COLUMNS
+from adbench.timing import FIT_SECONDS, TIMING_METRICS
 
 
 def adbench(*args, cwd=None):
@@ -62,6 +63,7 @@ def test_printed_tables_hold_the_stored_numbers(tiny_run):
         "threshold_tpr",
         "threshold_tnr",
         "pixel_iou",
+        *TIMING_METRICS,
     }
     assert set(results.metric) == expected_metrics
     assert expected_metrics <= set(HIGHER_IS_BETTER), "every stored metric declares its direction"
@@ -165,7 +167,14 @@ def test_eval_only_rescores_the_checkpoints_without_training(tiny_run, tmp_path)
     assert result.returncode == 0, result.stderr
     original = pd.read_csv(run_dir / "results.csv").drop(columns="run_id")
     rescored = pd.read_csv(tmp_path / "again" / "results.csv").drop(columns="run_id")
-    pd.testing.assert_frame_equal(rescored, original)
+    quality = [metric for metric in original.metric.unique() if metric not in TIMING_METRICS]
+    pd.testing.assert_frame_equal(
+        rescored[rescored.metric.isin(quality)].reset_index(drop=True),
+        original[original.metric.isin(quality)].reset_index(drop=True),
+    )
+    assert FIT_SECONDS not in set(rescored.metric) and set(TIMING_METRICS) - {FIT_SECONDS} <= set(
+        rescored.metric
+    )
     manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
     assert manifest["config"]["eval_only_from"] == str(run_dir)
     assert all(cell["training_budget"] is None for cell in manifest["cells"])
@@ -182,4 +191,43 @@ def test_eval_only_names_a_missing_checkpoint(tiny_run, tmp_path):
     assert result.returncode == 2
     assert f"{checkpoint}: missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     bad = adbench("run", "--eval-only", str(tmp_path), "--methods", "l2ae", "--out", str(tmp_path / "runs"))
-    assert bad.returncode == 2 and "--eval-only takes the grid from that run" in bad.stderr
+    assert bad.returncode == 2 and "the grid comes from that run; drop --methods" in bad.stderr
+
+
+def test_time_measures_every_method_and_category_and_compares_iterative_with_single_pass(tiny_root, tmp_path):
+    result = adbench(
+        "time",
+        *("--methods", "l2ae,anogan", "--categories", "sand,pin", "--budget", "smoke", "--repeats", "3"),
+        *("--data", str(tiny_root), "--out", str(tmp_path), "--name", "timed"),
+    )
+    assert result.returncode == 0, result.stderr
+    results = pd.read_csv(tmp_path / "timed" / "results.csv")
+    assert set(results.metric) == set(TIMING_METRICS), "time measures, it does not evaluate"
+    for method in ("l2ae", "anogan"):
+        for category in ("sand", "pin"):
+            cell = results[(results.method == method) & (results.category == category)]
+            assert set(cell.metric) == set(TIMING_METRICS) and (cell.value > 0).all()
+            latency = cell.set_index("metric")["value"]
+            assert latency["infer_ms_per_image_p95"] >= latency["infer_ms_per_image"]
+    manifest = json.loads((tmp_path / "timed" / "manifest.json").read_text())
+    assert {cell["timing"]["latency_repeats"] for cell in manifest["cells"]} == {3}
+    assert manifest["environment"]["torch_threads"] >= 1 and manifest["device"] == "cpu"
+    for category in ("sand", "pin"):
+        ratio = re.search(
+            rf"{category}: anogan \(iterative\) takes ([\d.,]+)× the time per image of l2ae", result.stdout
+        )
+        assert ratio, result.stdout
+        by_method = results[(results.category == category) & (results.metric == "infer_ms_per_image")]
+        latency = by_method.set_index("method")["value"]
+        assert float(ratio.group(1).replace(",", "")) == pytest.approx(
+            latency["anogan"] / latency["l2ae"], rel=0.01
+        )
+
+
+def test_time_from_an_earlier_run_loads_its_checkpoints(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    result = adbench("time", "--from", str(run_dir), "--repeats", "2", "--out", str(tmp_path), "--name", "t")
+    assert result.returncode == 0, result.stderr
+    results = pd.read_csv(tmp_path / "t" / "results.csv")
+    assert set(results.metric) == set(TIMING_METRICS) - {FIT_SECONDS}, "nothing was trained"
+    assert len(results) == 4 * 3

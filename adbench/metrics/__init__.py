@@ -11,4 +11,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "threshold_tpr": True,
     "threshold_tnr": True,
     "pixel_iou": True,
+    "fit_s": False,
+    "infer_ms_per_image": False,
+    "infer_ms_per_image_p95": False,
+    "infer_images_per_s": True,
 }
