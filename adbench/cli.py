@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -122,12 +123,36 @@ def run(
         ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Single-image scoring repeats for the latency figures.")] = 5,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish an interrupted run in its folder: keep its finished cells, redo the rest."),
+    ] = None,
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
-    config = _grid_config(
-        methods, categories, all_categories, data, seeds, budget, out, name, device, kinds, eval_only, repeats
-    )
-    outcome = _run_grid(config)
+    from adbench.runner import resume as resume_grid
+
+    if resume is not None:
+        if methods or categories or all_categories or data or kinds or eval_only or name:
+            raise AdbenchError(
+                f"{resume}: --resume continues that run's own grid; drop the other grid options"
+            )
+        outcome = _interruptible(lambda: resume_grid(resume, err_console))
+    else:
+        config = _grid_config(
+            methods,
+            categories,
+            all_categories,
+            data,
+            seeds,
+            budget,
+            out,
+            name,
+            device,
+            kinds,
+            eval_only,
+            repeats,
+        )
+        outcome = _run_grid(config)
     _print_tables(outcome.results)
     _print_timing(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
@@ -177,12 +202,18 @@ def _grid_config(
 def _run_grid(config: RunConfig) -> RunOutcome:
     from adbench.runner import run as run_grid
 
+    return _interruptible(lambda: run_grid(config, err_console))
+
+
+def _interruptible(work: Callable[[], RunOutcome]) -> RunOutcome:
     try:
-        return run_grid(config, err_console)
+        return work()
     except KeyboardInterrupt:
         # Click would print a bare "Aborted!"; say what was kept instead.
         err_console.print(
-            "[yellow]interrupted[/]: finished cells are kept in the run folder", highlight=False
+            "[yellow]interrupted[/]: finished cells are kept in the run folder; "
+            "`adbench run --resume RUN` finishes it",
+            highlight=False,
         )
         raise typer.Exit(130) from None
 

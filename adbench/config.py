@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,32 @@ class RunConfig:
         }
 
     @classmethod
+    def from_manifest(cls, run_dir: Path) -> RunConfig:
+        """The config an earlier run folder was made with, its data fixed to the folder that run used."""
+        manifest_path = run_dir / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            stored = manifest["config"]
+            return cls(
+                methods=tuple(stored["methods"]),
+                categories=None if stored["categories"] is None else tuple(stored["categories"]),
+                data=Path(manifest["dataset"]),
+                seeds=tuple(stored["seeds"]),
+                budget=stored["budget"],
+                out=run_dir.parent,
+                run_name=run_dir.name,
+                device=stored["device"],
+                kinds=tuple(stored["kinds"].items()),
+                eval_only_from=None if stored["eval_only_from"] is None else Path(stored["eval_only_from"]),
+                timing_repeats=stored.get("timing_repeats", 5),
+                score_metrics=stored.get("score_metrics", True),
+            )
+        except FileNotFoundError:
+            raise AdbenchError(f"{manifest_path}: not found; expected an adbench run folder") from None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None
+
+    @classmethod
     def for_eval_only(
         cls,
         source_run: Path,
@@ -68,27 +95,12 @@ class RunConfig:
         score_metrics: bool = True,
     ) -> RunConfig:
         """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder."""
-        manifest_path = source_run / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            stored = manifest["config"]
-            return cls(
-                methods=tuple(stored["methods"]),
-                categories=None if stored["categories"] is None else tuple(stored["categories"]),
-                data=Path(manifest["dataset"]),
-                seeds=tuple(stored["seeds"]),
-                budget=stored["budget"],
-                out=out,
-                run_name=run_name,
-                device=device,
-                kinds=tuple(stored["kinds"].items()),
-                eval_only_from=source_run,
-                timing_repeats=timing_repeats,
-                score_metrics=score_metrics,
-            )
-        except FileNotFoundError:
-            raise AdbenchError(
-                f"{manifest_path}: not found; --eval-only needs an adbench run folder"
-            ) from None
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
-            raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None
+        return dataclasses.replace(
+            cls.from_manifest(source_run),
+            out=out,
+            run_name=run_name,
+            device=device,
+            eval_only_from=source_run,
+            timing_repeats=timing_repeats,
+            score_metrics=score_metrics,
+        )

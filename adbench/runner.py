@@ -15,7 +15,9 @@ Run folder:
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,7 +42,14 @@ from adbench.errors import AdbenchError
 from adbench.evaluation import image_metrics, map_metrics
 from adbench.metrics.threshold import ThresholdResult
 from adbench.registry import load_method
-from adbench.results import MANIFEST, environment, results_frame, write_results
+from adbench.results import (
+    MANIFEST,
+    RESULTS_PARQUET,
+    environment,
+    read_results,
+    results_frame,
+    write_results,
+)
 from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -125,7 +134,7 @@ def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progres
 class _Grid:
     """The state of one run while it executes: its folder, manifest and accumulated rows."""
 
-    def __init__(self, config: RunConfig, console: Console) -> None:
+    def __init__(self, config: RunConfig, console: Console, resume: bool = False) -> None:
         self.config = config
         self.console = console
         self.device = resolve_device(config.device)
@@ -137,6 +146,10 @@ class _Grid:
             name: read_category(self.root, name, kinds[name]) for name in order_categories(names, kinds)
         }
         self.started = datetime.now(UTC)
+        self.finished: set[tuple[str, str, int]] = set()
+        if resume:
+            self._reopen()
+            return
         self.run_dir = _new_run_dir(config, self.started)
         self.rows: list[dict[str, Any]] = []
         self.manifest: dict[str, Any] = {
@@ -151,6 +164,32 @@ class _Grid:
         }
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
+    def _reopen(self) -> None:
+        """Continue an interrupted run in its own folder: keep each finished cell, forget the rest.
+
+        A cell is finished when the manifest lists it, its checkpoint exists and the results table holds
+        its rows; the manifest entry is written last, so a kill at any moment leaves either all three or
+        a cell that is redone from scratch.
+        """
+        assert self.config.run_name is not None
+        self.run_dir = self.config.out / self.config.run_name
+        self.manifest = json.loads((self.run_dir / MANIFEST).read_text())
+        stored = (
+            read_results(self.run_dir) if (self.run_dir / RESULTS_PARQUET).exists() else results_frame([])
+        )
+        row_cells = list(zip(stored["method"], stored["category"], stored["seed"].astype(int), strict=True))
+        kept = []
+        for cell in self.manifest["cells"]:
+            key = (cell["method"], cell["category"], int(cell["seed"]))
+            if key in set(row_cells) and Path(cell["checkpoint"]).is_file():
+                kept.append(cell)
+                self.finished.add(key)
+        self.manifest["cells"] = kept
+        self.rows = stored[[key in self.finished for key in row_cells]].to_dict("records")
+        self.manifest |= {"status": "running", "environment": environment()}
+        self.manifest.setdefault("resumed_at", []).append(self.started.isoformat())
+        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
     def execute(self) -> RunOutcome:
         try:
             with _progress(self.console) as progress:
@@ -158,6 +197,9 @@ class _Grid:
                     category = describe(files)
                     for method in self.methods.values():
                         for seed in self.config.seeds:
+                            if (method.name, category_name, seed) in self.finished:
+                                self.console.print(f"[blue]kept[/] {method.name}/{category_name}/seed{seed}")
+                                continue
                             self._cell(progress, method, category_name, files, category, seed)
         except (KeyboardInterrupt, AdbenchError) as error:
             # Finished cells are already on disk; say in the manifest why the rest is missing.
@@ -201,6 +243,8 @@ class _Grid:
         tensors = load_category(files, category, detector.input_spec, lambda: progress.advance(decode_task))
         progress.remove_task(decode_task)
 
+        if cell_dir.exists():  # left by an interrupted attempt; nothing in it was recorded as finished
+            shutil.rmtree(cell_dir)
         cell_dir.mkdir(parents=True)
         fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
@@ -322,3 +366,9 @@ def _evaluate(
 def run(config: RunConfig, console: Console | None = None) -> RunOutcome:
     """Train and evaluate every cell of the grid; the returned table is also on disk in the run folder."""
     return _Grid(config, console or Console(stderr=True)).execute()
+
+
+def resume(run_dir: Path, console: Console | None = None) -> RunOutcome:
+    """Finish an interrupted run in its own folder, keeping every cell it finished."""
+    config = RunConfig.from_manifest(run_dir)
+    return _Grid(config, console or Console(stderr=True), resume=True).execute()

@@ -3,8 +3,11 @@
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -231,3 +234,63 @@ def test_time_from_an_earlier_run_loads_its_checkpoints(tiny_run, tmp_path):
     results = pd.read_csv(tmp_path / "t" / "results.csv")
     assert set(results.metric) == set(TIMING_METRICS) - {FIT_SECONDS}, "nothing was trained"
     assert len(results) == 4 * 3
+
+
+def _quality(results: pd.DataFrame) -> pd.DataFrame:
+    kept = results[~results.metric.isin(TIMING_METRICS)].drop(columns="run_id")
+    return kept.sort_values(["category", "method", "seed", "metric"]).reset_index(drop=True)
+
+
+def test_resume_keeps_finished_cells_and_redoes_the_inconsistent_ones(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "tiny"))
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["cells"] = [
+        cell for cell in manifest["cells"] if cell["category"] != "washer"
+    ]  # killed after results
+    for cell in manifest["cells"]:
+        cell["checkpoint"] = cell["checkpoint"].replace(str(run_dir), str(copy))
+    manifest["status"] = "running"
+    manifest_path.write_text(json.dumps(manifest))
+    (copy / "cells" / "l2ae" / "pin" / "seed0" / "checkpoint.safetensors").unlink()  # checkpoint lost
+    result = adbench("run", "--resume", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "kept l2ae/sand/seed0" in result.stderr and "kept l2ae/weave/seed0" in result.stderr
+    assert "kept l2ae/pin" not in result.stderr and "kept l2ae/washer" not in result.stderr
+    resumed = pd.read_csv(copy / "results.csv")
+    pd.testing.assert_frame_equal(_quality(resumed), _quality(pd.read_csv(run_dir / "results.csv")))
+    assert not resumed.duplicated(["method", "category", "seed", "metric"]).any()
+    after = json.loads(manifest_path.read_text())
+    assert after["status"] == "finished" and len(after["cells"]) == 4 and len(after["resumed_at"]) == 1
+
+
+def test_a_run_killed_mid_grid_and_resumed_gives_the_uninterrupted_results(tiny_run, tiny_root, tmp_path):
+    run_dir, _ = tiny_run
+    command = [sys.executable, "-c", "from adbench.cli import main; main()", "run", "--methods", "l2ae"]
+    command += ["--budget", "smoke", "--all-categories", "--data", str(tiny_root), "--out", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, "--name", "killed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    manifest_path = tmp_path / "killed" / "manifest.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest_path.exists() and json.loads(manifest_path.read_text())["cells"]:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    cells_before = len(json.loads(manifest_path.read_text())["cells"])
+    assert 1 <= cells_before < 4, "the kill must land mid-grid"
+    result = adbench("run", "--resume", str(tmp_path / "killed"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("kept l2ae/") == cells_before
+    resumed = pd.read_csv(tmp_path / "killed" / "results.csv")
+    pd.testing.assert_frame_equal(_quality(resumed), _quality(pd.read_csv(run_dir / "results.csv")))
+
+
+def test_resume_refuses_grid_options_and_folders_that_are_not_runs(tmp_path):
+    mixed = adbench("run", "--resume", str(tmp_path), "--methods", "l2ae")
+    assert mixed.returncode == 2 and "drop the other grid options" in mixed.stderr
+    missing = adbench("run", "--resume", str(tmp_path))
+    assert missing.returncode == 2 and "manifest.json: not found" in missing.stderr
