@@ -8,8 +8,8 @@ from adbench.data.layout import read_category
 from adbench.detector import CategorySpec, TrainingBudget
 from adbench.metrics.image import image_auroc
 from adbench_methods.anogan.detector import AnoGAN
+from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
-from adbench_methods.anogan.search import search_latents
 
 
 @pytest.mark.parametrize(("side", "channels"), [(128, 3), (64, 1), (8, 1)])

@@ -8,7 +8,7 @@ from skimage.metrics import structural_similarity
 
 from adbench.detector import CategorySpec
 from adbench_methods.autoencoder.detector import L2Autoencoder
-from adbench_methods.ssimae.detector import SSIM_WINDOW, SSIMAutoencoder, ssim_map
+from adbench_methods.autoencoder.ssim import SSIM_WINDOW, SSIMAutoencoder, ssim_map
 from tests.helpers import smoke_auroc
 
 

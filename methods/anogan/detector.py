@@ -6,7 +6,7 @@
   crops for training, non-overlapping patches (stride 128) at test time. Training views are augmented as
   for the autoencoders (MVTec AD §4.2): rotated crops for textures; shifts, and rotations for categories
   photographed in any orientation, for objects.
-- Inference (search.py): 300 Adam steps (lr 0.02) on z from a seeded N(0, I) start, minimising
+- Inference (latent_search.py): 300 Adam steps (lr 0.02) on z from a seeded N(0, I) start, minimising
   (1 − λ)·||x − G(z)||₁ + λ·||f_D(x) − f_D(G(z))||₁ with λ = 0.1. Anomaly map = (x − G(z*))² per pixel,
   summed over channels, as MVTec AD evaluates it; patch score = the final loss; image score = the
   largest patch score (the whole image's loss for objects).
@@ -34,8 +34,8 @@ from adbench.detector import (
     StepCallback,
     TrainingBudget,
 )
+from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
-from adbench_methods.anogan.search import search_latents
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import score_tiled
 from adbench_methods.common.state import load_modules_state, modules_state

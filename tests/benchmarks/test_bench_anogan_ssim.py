@@ -12,9 +12,9 @@ from skimage.metrics import structural_similarity
 
 from adbench.detector import CategorySpec
 from adbench_methods.anogan.detector import AnoGAN
+from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM
-from adbench_methods.anogan.search import search_latents
-from adbench_methods.ssimae.detector import SSIM_WINDOW, ssim_map
+from adbench_methods.autoencoder.ssim import SSIM_WINDOW, ssim_map
 
 IMAGES = 32
 STEPS = 50
