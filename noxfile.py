@@ -1,15 +1,20 @@
-"""Sessions: tests, lint, bench, smoke. `nox -s lint tests` is what CI runs (.ci/run).
+"""Sessions: tests, lint, gate, bench, smoke. `nox -s lint tests gate` is what CI runs (.ci/run).
 
 PyTorch is installed first as the CPU build 2.13.0 (`pip install torch==2.13.0`), so that the package's
 torch range is already satisfied and pip never pulls a multi-GB CUDA build.
 """
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "gate"]
 
 TORCH = "torch==2.13.0"
+GATE_METHODS = "l2ae,ssimae,cbigan,egbad,anogan"
+GATE_BASELINE = "reports/baselines/smoke-synthetic.json"
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
@@ -56,3 +61,21 @@ def smoke(session: nox.Session) -> None:
         str(session.create_tmp()),
         *session.posargs,
     )
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """Every method's smoke grid on the synthetic data, against the committed baseline (exit 1 on a drop).
+
+    `nox -s gate -- --update` rewrites the baseline from this run instead.
+    """
+    _install(session)
+    out = Path(session.create_tmp())
+    shutil.rmtree(out / "gate", ignore_errors=True)  # nox keeps its tmp folder between invocations
+    session.run(
+        "adbench",
+        "run",
+        *("--methods", GATE_METHODS, "--all-categories", "--budget", "smoke", "--repeats", "1"),
+        *("--out", str(out), "--name", "gate"),
+    )
+    session.run("adbench", "compare", str(out / "gate"), "--baseline", GATE_BASELINE, *session.posargs)

@@ -321,6 +321,44 @@ def evaluate(
     out_console.print(f"metrics: {out}")
 
 
+@app.command()
+def compare(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="The run folder to check.")],
+    baseline: Annotated[Path, typer.Option(help="Baseline JSON, e.g. reports/baselines/smoke.json.")],
+    tolerance: Annotated[float, typer.Option(help="Largest allowed drop of a metric.")] = 0.02,
+    update: Annotated[
+        bool, typer.Option("--update", help="Write RUN's metrics as the new baseline instead of checking.")
+    ] = False,
+) -> None:
+    """Exit 1 when a metric of RUN is missing or dropped below the baseline by more than the tolerance."""
+    from adbench.report.compare import read_baseline, regressions, write_baseline
+    from adbench.results import read_results
+
+    results = read_results(run_dir)
+    if update:
+        write_baseline(baseline, results, [run_dir.name])
+        out_console.print(f"baseline written: {baseline}")
+        return
+    failing = regressions(results, read_baseline(baseline), tolerance)
+    if failing.empty:
+        out_console.print(f"no regression beyond {tolerance} against {baseline}")
+        return
+    table = Table("method", "category", "metric", "baseline", "current", "change", title="regressions")
+    for row in failing.itertuples():
+        missing = pd.isna(row.current)
+        table.add_row(
+            row.method,
+            row.category,
+            row.metric,
+            f"{row.baseline:.4f}",
+            "missing" if missing else f"{row.current:.4f}",
+            "" if missing else f"{row.change:+.4f}",
+        )
+    out_console.print(table)
+    out_console.print(f"{len(failing)} metric(s) dropped by more than {tolerance} or are missing")
+    raise typer.Exit(1)
+
+
 @app.command("methods")
 def list_methods() -> None:
     """List the registered methods and their inference kind."""

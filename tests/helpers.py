@@ -1,7 +1,9 @@
-"""Small training helpers that several method tests share."""
+"""Helpers that several test modules share: the command as a subprocess, short seeded training."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -25,4 +27,15 @@ def smoke_auroc(
         detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, batch_size))
     return image_auroc(
         tensors.test_labels, detector.score(CategoryTensors.as_float(tensors.test)).image_scores
+    )
+
+
+def adbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The `adbench` command as a user runs it, in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", "from adbench.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
     )

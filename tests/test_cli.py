@@ -15,16 +15,7 @@ import pytest
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.results import COLUMNS
 from adbench.timing import FIT_SECONDS, TIMING_METRICS
-
-
-def adbench(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-c", "from adbench.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+from tests.helpers import adbench
 
 
 def smoke_run(data, out, *args):

@@ -1,0 +1,123 @@
+import json
+
+import pandas as pd
+import pytest
+
+from adbench.report.compare import read_baseline, regressions
+from adbench.results import results_frame, write_results
+from tests.helpers import adbench
+
+
+def _run(tmp_path, name, changes=None, drop=None):
+    """A run folder with a hand-made results table: 2 methods × 2 categories × 2 seeds."""
+    rows = []
+    for method, base in (("l2ae", 0.80), ("anogan", 0.60)):
+        for category, kind in (("sand", "texture"), ("pin", "object")):
+            for seed in (0, 1):
+                for metric, value in (
+                    ("image_auroc", base + 0.01 * seed),
+                    ("infer_ms_per_image", 5.0 + seed),
+                ):
+                    rows.append(
+                        {
+                            "run_id": name,
+                            "method": method,
+                            "category": category,
+                            "category_kind": kind,
+                            "seed": seed,
+                            "metric": metric,
+                            "value": value + (changes or {}).get((method, category, metric), 0.0),
+                        }
+                    )
+    frame = results_frame(rows)
+    if drop is not None:
+        frame = frame[~((frame.method == drop[0]) & (frame.category == drop[1]))]
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    write_results(run_dir, frame)
+    return run_dir
+
+
+def test_baseline_holds_seed_means_of_quality_metrics_only(tmp_path):
+    run_dir = _run(tmp_path, "base")
+    baseline = tmp_path / "baselines" / "smoke.json"
+    result = adbench("compare", str(run_dir), "--baseline", str(baseline), "--update")
+    assert result.returncode == 0, result.stderr
+    entries = read_baseline(baseline)
+    assert set(entries.metric) == {"image_auroc"}, "timings depend on the machine and are not gated"
+    l2ae_sand = entries[(entries.method == "l2ae") & (entries.category == "sand")]["value"].item()
+    assert l2ae_sand == pytest.approx(0.805)  # mean of seeds 0.80 and 0.81
+    assert json.loads(baseline.read_text())["runs"] == ["base"]
+
+
+def test_gate_passes_an_unchanged_or_better_run_and_fails_a_drop_or_a_missing_row(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    assert (
+        adbench("compare", str(_run(tmp_path, "base")), "--baseline", str(baseline), "--update").returncode
+        == 0
+    )
+
+    same = adbench("compare", str(_run(tmp_path, "same")), "--baseline", str(baseline))
+    assert same.returncode == 0 and "no regression" in same.stdout
+    better = _run(
+        tmp_path, "better", {("l2ae", "pin", "image_auroc"): 0.1, ("l2ae", "pin", "infer_ms_per_image"): 99}
+    )
+    assert adbench("compare", str(better), "--baseline", str(baseline)).returncode == 0
+
+    small = _run(tmp_path, "small", {("l2ae", "pin", "image_auroc"): -0.015})
+    assert adbench("compare", str(small), "--baseline", str(baseline), "--tolerance", "0.02").returncode == 0
+    dropped = adbench("compare", str(small), "--baseline", str(baseline), "--tolerance", "0.01")
+    assert dropped.returncode == 1
+    assert "l2ae" in dropped.stdout and "pin" in dropped.stdout and "-0.0150" in dropped.stdout
+
+    missing = adbench(
+        "compare", str(_run(tmp_path, "missing", drop=("anogan", "sand"))), "--baseline", str(baseline)
+    )
+    assert missing.returncode == 1 and "missing" in missing.stdout and "anogan" in missing.stdout
+
+
+def test_regressions_lists_exactly_the_failing_entries(tmp_path):
+    baseline = pd.DataFrame(
+        {
+            "method": ["a", "a", "b"],
+            "category": ["x", "y", "x"],
+            "metric": ["image_auroc"] * 3,
+            "value": [0.9, 0.9, 0.9],
+        }
+    )
+    current = results_frame(
+        [
+            {
+                "run_id": "r",
+                "method": "a",
+                "category": "x",
+                "category_kind": "texture",
+                "seed": 0,
+                "metric": "image_auroc",
+                "value": 0.85,
+            },
+            {
+                "run_id": "r",
+                "method": "a",
+                "category": "y",
+                "category_kind": "object",
+                "seed": 0,
+                "metric": "image_auroc",
+                "value": 0.89,
+            },
+        ]
+    )
+    failing = regressions(current, baseline, tolerance=0.02)
+    assert failing[["method", "category"]].values.tolist() == [["a", "x"], ["b", "x"]]
+    assert failing["change"].iloc[0] == pytest.approx(-0.05) and pd.isna(failing["current"].iloc[1])
+
+
+def test_unreadable_baseline_is_one_line(tmp_path):
+    run_dir = _run(tmp_path, "base")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = adbench("compare", str(run_dir), "--baseline", str(bad))
+    assert result.returncode == 2 and "not an adbench baseline" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    absent = adbench("compare", str(run_dir), "--baseline", str(tmp_path / "none.json"))
+    assert absent.returncode == 2 and "--update" in absent.stderr
