@@ -322,6 +322,23 @@ def evaluate(
 
 
 @app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Run folders to report on together.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Markdown file to write (default: reports/<first run>.md); never overwritten."),
+    ] = None,
+) -> None:
+    """Write a markdown report (tables, figures, provenance) from stored results; nothing is retrained."""
+    from adbench.report.markdown import build_report
+
+    target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
+    with err_console.status("writing the report"):
+        written = build_report(runs, target)
+    out_console.print(f"report: {written}")
+
+
+@app.command()
 def compare(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="The run folder to check.")],
     baseline: Annotated[Path, typer.Option(help="Baseline JSON, e.g. reports/baselines/smoke.json.")],

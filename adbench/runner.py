@@ -281,6 +281,7 @@ class _Grid:
         self.manifest["cells"].append(
             {
                 "method": method.name,
+                "inference_kind": method.inference_kind,
                 "category": category_name,
                 "seed": seed,
                 "category_spec": dataclasses.asdict(category),

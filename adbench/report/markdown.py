@@ -1,0 +1,260 @@
+"""`adbench report`: a markdown report of one or more runs, from their stored files only.
+
+Sections: Table II (maximum balanced accuracy) and Table III (image AUROC) in the paper's layout, with
+"(paper)" reference rows on MVTec AD; pixel-level tables; timings with the iterative/single-pass ratio;
+figures (PNG files beside the report); the provenance of every run. Plain GitHub-flavoured markdown:
+pipe tables and image links, readable in a terminal as well as rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adbench.atomic import write_text_atomic
+from adbench.errors import AdbenchError
+from adbench.metrics import HIGHER_IS_BETTER
+from adbench.report import plots
+from adbench.report.paper import paper_rows
+from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
+from adbench.results import MANIFEST, read_results
+from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, iterative_cost
+
+QUALITY_TABLES = {
+    "image_max_balanced_accuracy": "Maximum balanced accuracy (image level; the paper's Table II)",
+    "image_auroc": "Image AUROC (the paper's Table III)",
+}
+PIXEL_TABLES = {
+    "pixel_auroc": "Pixel AUROC",
+    "pixel_ap": "Pixel average precision",
+    "pixel_aupro_0.3": "Pixel AU-PRO (FPR up to 0.3)",
+    "threshold_balanced_accuracy": "Balanced accuracy at the validation threshold (MVTec AD protocol)",
+}
+TIMING_TABLES = {
+    LATENCY_MEDIAN: "Inference time per image, median (ms)",
+    THROUGHPUT: "Inference throughput (images per second)",
+    FIT_SECONDS: "Training time (s)",
+}
+GROUP_ORDER = ("single-pass", "iterative")
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    path: Path
+    manifest: dict[str, Any]
+    results: pd.DataFrame
+
+
+def load_run(run_dir: Path) -> StoredRun:
+    manifest_path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise AdbenchError(f"{manifest_path}: not found; pass adbench run folders") from None
+    except json.JSONDecodeError as error:
+        raise AdbenchError(f"{manifest_path}: unreadable ({error}); it was changed outside adbench") from None
+    return StoredRun(run_dir, manifest, read_results(run_dir))
+
+
+def inference_kinds(runs: list[StoredRun]) -> dict[str, str]:
+    """Method -> single-pass/iterative, as each run recorded it (the registry for older runs)."""
+    from adbench.registry import load_method
+
+    kinds: dict[str, str] = {}
+    for run in runs:
+        for cell in run.manifest.get("cells", []):
+            if "inference_kind" in cell:
+                kinds[cell["method"]] = cell["inference_kind"]
+    for method in {m for run in runs for m in run.results["method"].unique()} - kinds.keys():
+        try:
+            kinds[method] = load_method(method).inference_kind
+        except AdbenchError:
+            kinds[method] = "unknown"
+    return kinds
+
+
+def _format(value: float, metric: str) -> str:
+    if math.isnan(value):
+        return "—"
+    if metric in HIGHER_IS_BETTER and metric not in TIMING_TABLES:
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def seed_statistics(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and standard deviation over seeds of the category table (std NaN with one seed).
+
+    The group means are taken per seed first, so their spread is the spread of the means.
+    """
+    per_seed = [category_table(rows, metric) for _, rows in results.groupby("seed")]
+    stacked = pd.concat(per_seed, keys=range(len(per_seed)))
+    mean = stacked.groupby(level=1, sort=False).mean()
+    std = stacked.groupby(level=1, sort=False).std(ddof=1) if len(per_seed) > 1 else mean * float("nan")
+    order = list(dict.fromkeys(results.loc[results["metric"] == metric, "method"]))
+    return mean.reindex(order), std.reindex(order)
+
+
+def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> str:
+    """Rows: methods grouped single-pass / iterative, then "(paper)" rows; best value per column in bold."""
+    mean, std = seed_statistics(results, metric)
+    groups = {method: kinds.get(method, "unknown") for method in mean.index}
+    ordered = sorted(
+        mean.index, key=lambda m: GROUP_ORDER.index(groups[m]) if groups[m] in GROUP_ORDER else 2
+    )
+    mean, std = mean.loc[ordered], std.loc[ordered]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    best = mean.max() if higher else mean.min()
+    columns = list(mean.columns)
+    lines = [
+        "| method | inference | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
+    for method in ordered:
+        cells = []
+        for column in columns:
+            value = mean.at[method, column]
+            text = _format(value, metric)
+            if not math.isnan(std.at[method, column]):
+                text += f" ± {_format(std.at[method, column], metric)}"
+            if not math.isnan(value) and value == best[column]:
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append(f"| {method} | {groups[method]} | " + " | ".join(cells) + " |")
+    paper = paper_rows(metric, ordered, [c for c in columns if c not in MEAN_COLUMNS])
+    for name, row in paper.iterrows():
+        lines.append(f"| {name} | published | " + " | ".join(_format(row[c], metric) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _provenance(run: StoredRun) -> str:
+    manifest = run.manifest
+    environment = manifest.get("environment", {})
+    config = manifest.get("config", {})
+    versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items() if v)
+    budgets = sorted(
+        {json.dumps(cell.get("training_budget"), sort_keys=True) for cell in manifest.get("cells", [])}
+    )
+    return "\n".join(
+        [
+            f"### {run.path.name}",
+            "",
+            f"- started {manifest.get('started_at')}, finished {manifest.get('finished_at')}, "
+            f"status {manifest.get('status')}",
+            f"- commit `{environment.get('git_commit')}`; python {environment.get('python')}; {versions}",
+            f"- device {manifest.get('device')}, {environment.get('torch_threads')} torch threads, "
+            f"{environment.get('platform')}",
+            f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
+            f"data `{manifest.get('dataset')}`",
+            f"- training budgets used: {'; '.join(budgets)}",
+        ]
+    )
+
+
+def _cell_files(runs: list[StoredRun], name: str) -> pd.DataFrame:
+    """Every cell's `name` file (scores.csv, losses.csv) with method, category and seed columns."""
+    frames = []
+    for run in runs:
+        for path in sorted((run.path / "cells").glob(f"*/*/seed*/{name}")):
+            seed_dir = path.parent
+            frame = pd.read_csv(path)
+            frames.append(
+                frame.assign(
+                    method=seed_dir.parent.parent.name,
+                    category=seed_dir.parent.name,
+                    seed=int(seed_dir.name.removeprefix("seed")),
+                )
+            )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def build_report(run_dirs: list[Path], out: Path) -> Path:
+    """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite."""
+    if out.exists():
+        raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
+    runs = [load_run(path) for path in run_dirs]
+    results = pd.concat([run.results for run in runs], ignore_index=True)
+    if results.empty:
+        raise AdbenchError(f"{run_dirs[0]}: the results table is empty; no cell finished in these runs")
+    kinds = inference_kinds(runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    present = set(results["metric"])
+    categories = category_order(results)
+
+    sections = [
+        f"# adbench report: {', '.join(run.path.name for run in runs)}",
+        "",
+        f"Methods: {', '.join(dict.fromkeys(results['method']))}. Categories (textures first): "
+        f"{', '.join(categories)}. Values are means over seeds (± standard deviation where there are "
+        "several); "
+        'the best value of each column is in bold. Rows marked "(paper)" are published numbers from the '
+        "CBiGAN paper, shown for reference on MVTec AD only; they are not results of these runs.",
+    ]
+    for metric, title in QUALITY_TABLES.items():
+        if metric in present:
+            sections += ["", f"## {title}", "", markdown_table(results, metric, kinds)]
+    pixel = [metric for metric in PIXEL_TABLES if metric in present]
+    if pixel:
+        sections += ["", "## Pixel level (methods with anomaly maps)"]
+        for metric in pixel:
+            sections += ["", f"### {PIXEL_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
+    timing = [metric for metric in TIMING_TABLES if metric in present]
+    if timing:
+        sections += ["", "## Timing"]
+        for metric in timing:
+            sections += ["", f"### {TIMING_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
+        ratios = iterative_cost(results, kinds)
+        if not ratios.empty:
+            sections += ["", "Iterative against single-pass inference (median time per image):", ""]
+            sections += [
+                f"- {row.category}: {row.method} takes {row.ratio:,.1f}× the time of {row.versus}"
+                for row in ratios.itertuples()
+            ]
+
+    figures = _figures(runs, results, kinds, out)
+    if figures:
+        sections += ["", "## Figures", ""]
+        sections += [f"![{caption}]({path.name})\n\n*{caption}*\n" for caption, path in figures]
+    sections += ["", "## Provenance", ""] + [_provenance(run) + "\n" for run in runs]
+    write_text_atomic(out, "\n".join(sections).rstrip() + "\n")
+    return out
+
+
+def _figures(
+    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path
+) -> list[tuple[str, Path]]:
+    stem = out.with_suffix("")
+    figures = []
+    if "image_auroc" in set(results["metric"]):
+        figures.append(
+            (
+                "Image AUROC by method and category",
+                plots.metric_heatmap(results, "image_auroc", Path(f"{stem}-heatmap.png")),
+            )
+        )
+        if LATENCY_MEDIAN in set(results["metric"]):
+            figures.append(
+                (
+                    "Image AUROC against inference time per image: "
+                    "single-pass (circles) and iterative (squares)",
+                    plots.accuracy_against_time(
+                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png")
+                    ),
+                )
+            )
+    scores = _cell_files(runs, "scores.csv")
+    if not scores.empty:
+        figures.append(
+            ("ROC curves per category (first seed)", plots.roc_curves(scores, Path(f"{stem}-roc.png")))
+        )
+    losses = _cell_files(runs, "losses.csv")
+    if not losses.empty:
+        long = losses.melt(id_vars=["step", "method", "category", "seed"], var_name="loss").dropna()
+        figures.append(
+            ("Training losses per step (first seed)", plots.loss_curves(long, Path(f"{stem}-losses.png")))
+        )
+    return figures

@@ -1,0 +1,174 @@
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from adbench.atomic import write_text_atomic
+from adbench.report.markdown import markdown_table, seed_statistics
+from adbench.report.paper import paper_rows
+from adbench.results import read_results, results_frame
+from tests.helpers import adbench
+
+
+def _rows(values: dict[tuple[str, str, int], float], metric="image_auroc", kinds=None):
+    kinds = kinds or {}
+    return results_frame(
+        [
+            {
+                "run_id": "r",
+                "method": method,
+                "category": category,
+                "category_kind": kinds.get(
+                    category, "texture" if category in ("carpet", "sand") else "object"
+                ),
+                "seed": seed,
+                "metric": metric,
+                "value": value,
+            }
+            for (method, category, seed), value in values.items()
+        ]
+    )
+
+
+def _cells(markdown: str, method: str) -> list[str]:
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {method} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")][2:]
+
+
+def test_mean_and_std_over_seeds_by_hand():
+    results = _rows(
+        {("a", "sand", 0): 0.6, ("a", "sand", 1): 0.8, ("a", "pin", 0): 0.5, ("a", "pin", 1): 0.9}
+    )
+    mean, std = seed_statistics(results, "image_auroc")
+    assert mean.loc["a", "sand"] == pytest.approx(0.7) and std.loc["a", "sand"] == pytest.approx(
+        np.std([0.6, 0.8], ddof=1)
+    )
+    # The overall mean's spread is that of the per-seed means: seed 0 → 0.55, seed 1 → 0.85.
+    assert mean.loc["a", "overall_mean"] == pytest.approx(0.7)
+    assert std.loc["a", "overall_mean"] == pytest.approx(np.std([0.55, 0.85], ddof=1))
+    table = markdown_table(results, "image_auroc", {"a": "single-pass"})
+    assert _cells(table, "a")[0] == "**0.700 ± 0.141**"
+
+
+def test_bold_marks_the_true_maximum_and_groups_iterative_last():
+    results = _rows(
+        {("it", "sand", 0): 0.9, ("sp", "sand", 0): 0.8, ("sp", "pin", 0): 0.7, ("it", "pin", 0): 0.6}
+    )
+    table = markdown_table(results, "image_auroc", {"it": "iterative", "sp": "single-pass"})
+    assert table.index("| sp |") < table.index("| it |")
+    assert _cells(table, "it")[:2] == ["**0.900**", "0.600"]
+    assert _cells(table, "sp")[:2] == ["0.800", "**0.700**"]
+    latency = _rows({("it", "sand", 0): 900.0, ("sp", "sand", 0): 5.0}, metric="infer_ms_per_image")
+    assert _cells(markdown_table(latency, "infer_ms_per_image", {}), "sp")[0] == "**5.000**", (
+        "lower is better"
+    )
+
+
+def test_paper_rows_only_on_mvtec_names_and_labelled():
+    results = _rows(
+        {
+            ("cbigan", "carpet", 0): 0.5,
+            ("cbigan", "screw", 0): 0.6,
+            ("l2ae", "carpet", 0): 0.4,
+            ("l2ae", "screw", 0): 0.3,
+        }
+    )
+    table = markdown_table(results, "image_auroc", {"cbigan": "single-pass", "l2ae": "single-pass"})
+    paper = _cells(table, "CBiGAN (paper)")
+    assert paper[:2] == ["0.550", "0.580"]  # Table III: carpet 0.55, screw 0.58
+    assert paper[-1] == "0.565", "means over the shown categories only"
+    assert "| AE-L2 (paper) | published |" in table and "EGBAD (paper)" not in table
+    synthetic = _rows({("cbigan", "sand", 0): 0.5, ("cbigan", "pin", 0): 0.6})
+    assert "(paper)" not in markdown_table(synthetic, "image_auroc", {})
+    assert paper_rows("pixel_auroc", ["cbigan"], ["carpet"]).empty
+
+
+@pytest.fixture(scope="module")
+def report(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    result = adbench(
+        "run",
+        "--methods",
+        "l2ae,anogan",
+        "--budget",
+        "smoke",
+        "--categories",
+        "sand,pin",
+        "--seeds",
+        "0,1",
+        "--repeats",
+        "1",
+        "--data",
+        str(tiny_root),
+        "--out",
+        str(out),
+        "--name",
+        "run",
+    )
+    assert result.returncode == 0, result.stderr
+    written = adbench("report", str(out / "run"), "--out", str(out / "reports" / "tiny.md"))
+    assert written.returncode == 0, written.stderr
+    return out / "run", out / "reports" / "tiny.md"
+
+
+def test_every_number_in_the_report_equals_the_results_table(report):
+    run_dir, path = report
+    markdown = path.read_text()
+    results = read_results(run_dir)
+    sections = {
+        "image_max_balanced_accuracy": "## Maximum balanced accuracy",
+        "image_auroc": "## Image AUROC",
+        "pixel_aupro_0.3": "### Pixel AU-PRO",
+        "infer_ms_per_image": "### Inference time per image",
+    }
+    checked = 0
+    for metric, heading in sections.items():
+        block = markdown.split(heading, 1)[1].split("\n#", 1)[0]
+        for method in ("l2ae", "anogan"):
+            cells = _cells(block, method)
+            rows = results[(results.metric == metric) & (results.method == method)]
+            for column, category in enumerate(("sand", "pin")):
+                values = rows[rows.category == category]["value"]
+                mean, std = re.fullmatch(r"\**([\d.,]+) ± ([\d.,]+)\**", cells[column]).groups()
+                decimals = len(mean.split(".")[1]) if "." in mean else 0
+                assert float(mean.replace(",", "")) == pytest.approx(values.mean(), abs=0.6 * 10**-decimals)
+                assert float(std.replace(",", "")) == pytest.approx(
+                    values.std(ddof=1), abs=0.6 * 10**-decimals
+                )
+                checked += 1
+    assert checked == 16
+    assert "anogan takes" in markdown
+    assert not re.search(r"^\| [^|]* \(paper\) \|", markdown, re.MULTILINE), "synthetic data: no paper rows"
+
+
+def test_report_links_nonempty_figures_and_records_provenance(report):
+    run_dir, path = report
+    markdown = path.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(links) == 4
+    for link in links:
+        figure = path.parent / link
+        assert figure.stat().st_size > 1000 and figure.read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["environment"]["git_commit"] is None or manifest["environment"]["git_commit"] in markdown
+    assert "budget `smoke`, seeds [0, 1]" in markdown and "torch 2." in markdown
+
+
+def test_report_never_overwrites_and_names_bad_runs(report, tmp_path):
+    run_dir, path = report
+    again = adbench("report", str(run_dir), "--out", str(path))
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    (broken / "results.parquet").write_bytes(b"garbage")
+    bad = adbench("report", str(broken), "--out", str(tmp_path / "r.md"))
+    assert (
+        bad.returncode == 2 and "unreadable results table" in bad.stderr and not (tmp_path / "r.md").exists()
+    )
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    write_text_atomic(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o044, "readable by others, as a plain open() would make it"
