@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from adbench.data.cache import CategoryTensors, describe, load_category
@@ -39,3 +40,22 @@ def adbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         cwd=cwd,
         timeout=600,
     )
+
+
+def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """scikit-image's full SSIM map with ssimae's settings: 11-tap Gaussian window, σ 1.5, data in [0, 1]."""
+    from skimage.metrics import structural_similarity
+
+    from adbench_methods.autoencoder.ssim import SSIM_WINDOW
+
+    _, full = structural_similarity(
+        reconstruction,
+        target,
+        win_size=SSIM_WINDOW,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        full=True,
+    )
+    return full

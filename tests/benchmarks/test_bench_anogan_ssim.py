@@ -8,24 +8,19 @@ with scikit-image's full map as the peer.
 
 import pytest
 import torch
-from skimage.metrics import structural_similarity
 
 from adbench.detector import CategorySpec
 from adbench_methods.anogan.detector import AnoGAN
 from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM
-from adbench_methods.autoencoder.ssim import SSIM_WINDOW, ssim_map
+from adbench_methods.autoencoder.ssim import ssim_map
+from tests.helpers import skimage_ssim_map
 
 IMAGES = 32
 STEPS = 50
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +72,4 @@ def test_ssim_map_kornia(benchmark, ssim_pair):
 @pytest.mark.benchmark(group="ssim-map-256")
 def test_ssim_map_scikit_image(benchmark, ssim_pair):
     target, reconstruction = (image[0, 0].numpy() for image in ssim_pair)
-    benchmark(
-        structural_similarity,
-        reconstruction,
-        target,
-        win_size=SSIM_WINDOW,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=1.0,
-        full=True,
-    )
+    benchmark(skimage_ssim_map, reconstruction, target)

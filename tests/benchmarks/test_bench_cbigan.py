@@ -15,12 +15,7 @@ from adbench_methods.cbigan.detector import CBiGAN
 SIDES = {128: CategorySpec("bench_object", "object", 3), 64: CategorySpec("bench_texture", "texture", 3)}
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _detector(side: int, score_batch_size: int = 64) -> CBiGAN:
