@@ -7,6 +7,7 @@ from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import read_category
 from adbench.detector import CategorySpec, TrainingBudget
 from adbench.metrics.image import image_auroc
+from adbench_methods.cbigan import networks
 from adbench_methods.cbigan.detector import EGBAD, CBiGAN
 from adbench_methods.cbigan.networks import LATENT_DIM, Discriminator, Encoder, Generator
 from adbench_methods.cbigan.training import consistency_loss, gradient_penalty
@@ -219,3 +220,27 @@ def test_score_features_are_the_chosen_layer_of_the_image_path():
     assert torch.allclose(deeper.features(x), expected)
     with pytest.raises(ValueError, match=r"valid: .*trunk\.0\.conv1"):
         Discriminator(1, 64, "latent.0")
+
+
+def test_feature_difference_equals_the_difference_of_features():
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    for layer in ("trunk.0.conv1", "trunk.0.skip", "trunk.1.conv2"):
+        discriminator = Discriminator(3, 64, layer)
+        expected = discriminator.features(x) - discriminator.features(y)
+        assert torch.allclose(discriminator.feature_difference(x, y), expected, atol=1e-5), layer
+
+
+def test_fused_inference_matches_the_training_path(monkeypatch):
+    torch.manual_seed(0)
+    fused_calls = []
+    original = networks._fused_conv
+    monkeypatch.setattr(networks, "_fused_conv", lambda *a, **k: fused_calls.append(1) or original(*a, **k))
+    generator = Generator(3, 64).to(memory_format=torch.channels_last)
+    z = torch.randn(4, LATENT_DIM)
+    unfused = generator(z)  # gradients enabled: module by module
+    assert not fused_calls
+    with torch.no_grad():
+        fused = generator(z)
+    assert len(fused_calls) == 4 * len(generator.blocks)  # conv1, conv2, skip, conv3 + skip
+    assert torch.allclose(fused, unfused, atol=1e-5)

@@ -160,9 +160,11 @@ class CBiGAN(Detector):
     def _score_patches(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, S, S) in [−1, 1] -> A(x) per patch and the per-pixel map |x − G(E(x))| (channel mean)."""
         encoder, generator = self.average.modules["encoder"], self.average.modules["generator"]
+        # In the networks' layout, so that the residual below does not mix layouts (a slow strided pass).
+        patches = patches.contiguous(memory_format=torch.channels_last)
         reconstruction = generator(encoder(patches))
         residual = (patches - reconstruction).abs()
-        features = self.discriminator.features(patches) - self.discriminator.features(reconstruction)
+        features = self.discriminator.feature_difference(patches, reconstruction)
         lam = self.params.score_lambda
         scores = (1 - lam) * residual.flatten(1).sum(1) + lam * features.abs().flatten(1).sum(1)
         return scores, residual.mean(dim=1)
