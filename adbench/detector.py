@@ -149,6 +149,13 @@ class Detector(abc.ABC):
         Deterministic: the same images give the same scores. Must not change the detector's state.
         """
 
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor | None:
+        """What the method rebuilds `images` into, (N, C', H, W) in [0, 1] at input resolution (C' may be
+        1 for methods that see grayscale), or None for methods that do not reconstruct. Used only for
+        the qualitative figures, on a few images; must not change the detector's state.
+        """
+        return None
+
     @abc.abstractmethod
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor needed to score again, by name (what `save` writes)."""

@@ -50,6 +50,7 @@ from adbench.results import (
     results_frame,
     write_results,
 )
+from adbench.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
 from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -349,6 +350,7 @@ def _evaluate(
         }
     )
     write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
+    _keep_samples(detector, tensors, scores, cell_dir)
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
     if scores.anomaly_maps is None:
         return metrics, None, score_seconds
@@ -373,3 +375,20 @@ def resume(run_dir: Path, console: Console | None = None) -> RunOutcome:
     """Finish an interrupted run in its own folder, keeping every cell it finished."""
     config = RunConfig.from_manifest(run_dir)
     return _Grid(config, console or Console(stderr=True), resume=True).execute()
+
+
+def _keep_samples(detector: Detector, tensors: CategoryTensors, scores: Scores, cell_dir: Path) -> None:
+    """Write the cell's few qualitative samples (images, reconstructions, maps, masks) for the report."""
+    indices = pick_samples(tensors.test_labels, tensors.test_defects)
+    if not indices:
+        return
+    samples = collect_samples(
+        indices,
+        tensors.test_names,
+        tensors.test_labels,
+        tensors.test,
+        tensors.test_masks,
+        scores.anomaly_maps,
+        detector.reconstruct(CategoryTensors.as_float(tensors.test[indices])),
+    )
+    write_samples(cell_dir / SAMPLES_FILE, samples)

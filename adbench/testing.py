@@ -100,6 +100,23 @@ def check_score_shapes(cls: type[Detector]) -> None:
             assert scores.anomaly_maps.dtype == np.float32
 
 
+def check_reconstruction(cls: type[Detector]) -> None:
+    """`reconstruct` gives None or (N, C', H, W) in [0, 1] at input resolution, and changes no score."""
+    for category in CHECK_CATEGORIES:
+        detector = _fitted(cls, category)
+        images = _images(detector, 3, 1)
+        before = detector.score(images).image_scores
+        reconstructions = detector.reconstruct(images)
+        if reconstructions is None:
+            continue
+        size = detector.input_spec.image_size
+        assert reconstructions.ndim == 4 and reconstructions.shape[0] == 3
+        assert reconstructions.shape[1] in (1, images.shape[1])
+        assert reconstructions.shape[2:] == (size, size)
+        assert float(reconstructions.min()) >= 0 and float(reconstructions.max()) <= 1
+        np.testing.assert_allclose(detector.score(images).image_scores, before, rtol=1e-6)
+
+
 def check_score_deterministic(cls: type[Detector]) -> None:
     """Scoring twice gives the same scores (score does not change the detector)."""
     detector = _fitted(cls, CHECK_CATEGORIES[0])
@@ -149,6 +166,7 @@ CHECKS: tuple[Callable[[type[Detector]], None], ...] = (
     check_input_spec,
     check_fit_reports_steps,
     check_score_shapes,
+    check_reconstruction,
     check_score_deterministic,
     check_seeded_fit_reproducible,
     check_save_load_round_trip,

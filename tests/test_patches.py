@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from adbench_methods.common.patches import patch_positions, score_tiled
+from adbench_methods.common.patches import patch_positions, reconstruct_tiled, score_tiled
 
 
 def _sum_and_identity(patches):
@@ -32,3 +32,12 @@ def test_tiled_scoring_never_passes_more_than_the_batch_size():
 
     score_tiled(torch.rand(7, 1, 16, 16), 8, 8, 6, record)
     assert max(seen) <= 6 and sum(seen) == 7 * 4
+
+
+@pytest.mark.parametrize(("size", "patch", "stride"), [(16, 16, 16), (16, 8, 3)])
+def test_tiled_reconstruction_stitches_every_channel(size, patch, stride):
+    images = torch.rand(3, 3, size, size)
+    offset = torch.tensor([0.0, 1.0, 2.0]).view(1, 3, 1, 1)
+    rebuilt = reconstruct_tiled(images, patch, stride, 4, lambda patches: patches + offset)
+    assert rebuilt.shape == (3, 3, size, size)
+    assert torch.allclose(rebuilt, images + offset)  # channels kept apart, overlaps averaged

@@ -3,12 +3,14 @@ import re
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from adbench.atomic import write_text_atomic
 from adbench.report.markdown import markdown_table, seed_statistics
 from adbench.report.paper import paper_rows
 from adbench.results import read_results, results_frame
+from adbench.samples import read_samples
 from tests.helpers import adbench
 
 
@@ -147,13 +149,28 @@ def test_report_links_nonempty_figures_and_records_provenance(report):
     run_dir, path = report
     markdown = path.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(links) == 4
+    assert len(links) == 6
+    assert {"tiny-samples-sand.png", "tiny-samples-pin.png"} <= set(links)
     for link in links:
         figure = path.parent / link
         assert figure.stat().st_size > 1000 and figure.read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["environment"]["git_commit"] is None or manifest["environment"]["git_commit"] in markdown
     assert "budget `smoke`, seeds [0, 1]" in markdown and "torch 2." in markdown
+
+
+def test_run_keeps_the_same_few_samples_for_every_method(report):
+    run_dir, _ = report
+    for category in ("sand", "pin"):
+        cells = {method: run_dir / "cells" / method / category / "seed0" for method in ("l2ae", "anogan")}
+        kept = {method: read_samples(cell / "samples.npz") for method, cell in cells.items()}
+        assert list(kept["l2ae"].names) == list(kept["anogan"].names)
+        scores = pd.read_csv(cells["l2ae"] / "scores.csv").set_index("image")
+        assert list(kept["l2ae"].labels) == list(scores.loc[kept["l2ae"].names, "label"])
+        assert 0 in kept["l2ae"].labels and 1 in kept["l2ae"].labels
+        for samples in kept.values():
+            assert samples.reconstructions.shape[0] == len(samples.names)
+            assert samples.reconstructions.shape[2:] == samples.images.shape[2:] == samples.maps.shape[1:]
 
 
 def test_report_never_overwrites_and_names_bad_runs(report, tmp_path):

@@ -23,6 +23,7 @@ from adbench.report import plots
 from adbench.report.paper import paper_rows
 from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
+from adbench.samples import SAMPLES_FILE, Samples, read_samples
 from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, iterative_cost
 
 QUALITY_TABLES = {
@@ -172,6 +173,22 @@ def _cell_files(runs: list[StoredRun], name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _category_samples(runs: list[StoredRun]) -> dict[str, dict[str, Samples]]:
+    """Per category, each method's kept samples from its lowest seed (the first run that has them)."""
+    by_category: dict[str, dict[str, Samples]] = {}
+    for run in runs:
+        paths = sorted(
+            (run.path / "cells").glob(f"*/*/seed*/{SAMPLES_FILE}"),
+            key=lambda path: int(path.parent.name.removeprefix("seed")),
+        )
+        for path in paths:
+            method, category = path.parent.parent.parent.name, path.parent.parent.name
+            methods = by_category.setdefault(category, {})
+            if method not in methods:
+                methods[method] = read_samples(path)
+    return by_category
+
+
 def build_report(run_dirs: list[Path], out: Path) -> Path:
     """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite."""
     if out.exists():
@@ -250,6 +267,14 @@ def _figures(
     if not scores.empty:
         figures.append(
             ("ROC curves per category (first seed)", plots.roc_curves(scores, Path(f"{stem}-roc.png")))
+        )
+    kept = _category_samples(runs)
+    for category in [category for category in category_order(results) if category in kept]:
+        figures.append(
+            (
+                f"{category}: test images, reconstructions and anomaly maps (first seed)",
+                plots.qualitative_grid(category, kept[category], Path(f"{stem}-samples-{category}.png")),
+            )
         )
     losses = _cell_files(runs, "losses.csv")
     if not losses.empty:

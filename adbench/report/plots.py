@@ -9,11 +9,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display is needed or wanted
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from sklearn.metrics import roc_curve
 
 from adbench.report.tables import category_table
+from adbench.samples import Samples
 from adbench.timing import LATENCY_MEDIAN
 
 
@@ -89,4 +91,47 @@ def loss_curves(cell_losses: pd.DataFrame, path: Path) -> Path:
             panel.plot(curve["step"], curve["value"], label=f"{category} {loss}", linewidth=0.8)
         panel.set(title=method, xlabel="step", ylabel="loss")
         panel.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def _picture(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(C, H, W) uint8 -> what imshow takes, with a grey colour map for one channel."""
+    if image.shape[0] == 1:
+        return image[0], "gray"
+    return image.transpose(1, 2, 0), None
+
+
+def qualitative_grid(category: str, samples: dict[str, Samples], path: Path) -> Path:
+    """Rows: the kept test images. Columns: input and ground-truth mask, then for each method its
+    reconstruction and its anomaly map over its input (colour scale shared by that method's rows)."""
+    first = next(iter(samples.values()))
+    # Methods agree on the images unless their runs used different data; show those that agree.
+    samples = {method: kept for method, kept in samples.items() if np.array_equal(kept.names, first.names)}
+    columns = ["input", "mask"]
+    for method in samples:
+        columns += [f"{method}\nreconstruction", f"{method}\nmap"]
+    rows = len(first.names)
+    figure, axes = plt.subplots(rows, len(columns), figsize=(1.7 * len(columns), 1.8 * rows), squeeze=False)
+    for row in range(rows):
+        picture, cmap = _picture(first.images[row])
+        axes[row, 0].imshow(picture, cmap=cmap)
+        axes[row, 0].set_ylabel("good" if first.labels[row] == 0 else "defect", fontsize=8)
+        axes[row, 1].imshow(first.masks[row], cmap="gray", vmin=0, vmax=1)
+        for index, kept in enumerate(samples.values()):
+            reconstruction_panel, map_panel = axes[row, 2 + 2 * index], axes[row, 3 + 2 * index]
+            if kept.reconstructions is not None:
+                picture, cmap = _picture(kept.reconstructions[row])
+                reconstruction_panel.imshow(picture, cmap=cmap)
+            if kept.maps is not None:
+                backdrop, _ = _picture(kept.images[row])
+                map_panel.imshow(backdrop if backdrop.ndim == 2 else backdrop.mean(axis=2), cmap="gray")
+                map_panel.imshow(
+                    kept.maps[row], cmap="inferno", alpha=0.6, vmin=kept.maps.min(), vmax=kept.maps.max()
+                )
+    for column, title in enumerate(columns):
+        axes[0, column].set_title(title, fontsize=8)
+    for panel in axes.flat:
+        panel.set_xticks([])
+        panel.set_yticks([])
+    figure.suptitle(category)
     return _save(figure, path)

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +135,20 @@ class AnoGAN(Detector):
         self.discriminator.eval()
 
     def score(self, images: torch.Tensor) -> Scores:
+        patch_scores, maps = self._search_tiled(
+            images, lambda patches, reconstructions: (patches - reconstructions).pow(2).sum(dim=1)
+        )
+        return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        _, reconstructions = self._search_tiled(images, lambda _patches, reconstructions: reconstructions)
+        return ((reconstructions + 1) / 2).cpu()
+
+    def _search_tiled(
+        self, images: torch.Tensor, per_patch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Search a latent for every patch of `images`; per-patch losses (N, P) and the stitched
+        `per_patch(patches, reconstructions)` (patches and reconstructions in [−1, 1])."""
         p = self.params
         self.generator.eval()
         self.discriminator.eval()
@@ -157,12 +171,11 @@ class AnoGAN(Detector):
                 p.search_learning_rate,
                 p.score_lambda,
             )
-            return losses, (patches - reconstructions).pow(2).sum(dim=1)
+            return losses, per_patch(patches, reconstructions.detach())
 
-        patch_scores, maps = score_tiled(
+        return score_tiled(
             images.to(self.device) * 2 - 1, p.patch_size, p.patch_size, p.search_batch_size, search
         )
-        return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}

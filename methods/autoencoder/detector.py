@@ -33,7 +33,7 @@ from adbench.detector import (
 )
 from adbench_methods.autoencoder.networks import ConvAutoencoder
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.patches import reconstruct_tiled, score_tiled
 
 # Patches per category that the paper's 200 epochs run over (MVTec AD §4.2).
 _PAPER_PATCHES = 10_000
@@ -151,6 +151,16 @@ class L2Autoencoder(Detector):
         )
         # The image score is the maximum of the stitched map (overlaps averaged), not of the patch maps.
         return Scores(maps.flatten(1).amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        self.network.eval()
+        reconstructions = reconstruct_tiled(
+            images.to(self.device), p.patch_size, p.patch_stride, p.score_batch_size, self.network
+        )
+        # The decoder's output is unbounded; the maps compare it as it is, a picture of it is clipped.
+        return reconstructions.clamp(0, 1).cpu()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.network.state_dict())

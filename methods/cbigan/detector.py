@@ -44,7 +44,7 @@ from adbench.detector import (
 from adbench_methods.cbigan.networks import Discriminator, Encoder, Generator
 from adbench_methods.cbigan.training import CBiGANTrainer, MovingAverage
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.patches import reconstruct_tiled, score_tiled
 from adbench_methods.common.state import load_modules_state, modules_state
 
 
@@ -180,6 +180,19 @@ class CBiGAN(Detector):
             self._score_patches,
         )
         return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        encoder, generator = self.average.modules["encoder"], self.average.modules["generator"]
+        reconstructions = reconstruct_tiled(
+            images.to(self.device) * 2 - 1,
+            p.patch_size,
+            p.patch_size,
+            p.score_batch_size,
+            lambda patches: generator(encoder(patches)),
+        )
+        return ((reconstructions + 1) / 2).cpu()
 
     def _scoring_modules(self) -> dict[str, torch.nn.Module]:
         """What scoring uses, and so what a checkpoint stores: the averaged E and G, and D."""

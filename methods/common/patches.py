@@ -31,16 +31,17 @@ def extract_patches(images: torch.Tensor, patch: int, stride: int) -> torch.Tens
 
 
 def stitch_average(patch_maps: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """Inverse of `extract_patches` for maps: (N * P, patch, patch) -> (N, S, S), overlaps averaged."""
+    """Inverse of `extract_patches` for maps or images: (N * P, [C,] patch, patch) -> (N, [C,] S, S),
+    overlaps averaged."""
     patch = patch_maps.shape[-1]
     positions = patch_positions(size, patch, stride)
-    per_image = patch_maps.reshape(-1, len(positions) ** 2, patch, patch)
-    total = patch_maps.new_zeros((per_image.shape[0], size, size))
+    per_image = patch_maps.reshape(-1, len(positions) ** 2, *patch_maps.shape[1:])
+    total = patch_maps.new_zeros((per_image.shape[0], *patch_maps.shape[1:-2], size, size))
     count = patch_maps.new_zeros((size, size))
     index = 0
     for y in positions:
         for x in positions:
-            total[:, y : y + patch, x : x + patch] += per_image[:, index]
+            total[..., y : y + patch, x : x + patch] += per_image[:, index]
             count[y : y + patch, x : x + patch] += 1
             index += 1
     return total / count
@@ -66,3 +67,19 @@ def score_tiled(
         scores.append(torch.cat([patch_scores for patch_scores, _ in parts]).view(len(group), -1))
         maps.append(stitch_average(torch.cat([patch_maps for _, patch_maps in parts]), size, stride))
     return torch.cat(scores), torch.cat(maps)
+
+
+def reconstruct_tiled(
+    images: torch.Tensor,
+    patch: int,
+    stride: int,
+    batch_size: int,
+    reconstruct_patches: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Reconstruct (N, C, S, S) images patch by patch: (B, C, p, p) -> (B, C', p, p) per batch, stitched
+    into (N, C', S, S) with overlaps averaged, as `score_tiled` stitches maps."""
+
+    def without_scores(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return patches.new_zeros(len(patches)), reconstruct_patches(patches)
+
+    return score_tiled(images, patch, stride, batch_size, without_scores)[1]
