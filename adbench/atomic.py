@@ -5,12 +5,18 @@ Each write goes to a temporary file in the target's folder, is fsynced, then ren
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from adbench.errors import AdbenchError
+
+# A full disk or quota is the user's to fix, so it is an AdbenchError (one line), not a traceback.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _umask() -> int:
@@ -21,19 +27,41 @@ def _umask() -> int:
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` to fill a temporary file, then move it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(tmp_name)
+    write_atomic_together([(path, write)])
+
+
+def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Fill a temporary file for every target first, then move them all into place.
+
+    Files that must agree (results.parquet and results.csv) are written this way so that a failure
+    while writing any of them, a full disk most likely, replaces none of them.
+    """
+    temps: list[Path] = []
+    target = writes[0][0] if writes else Path()
     try:
-        write(tmp)
-        with open(tmp, "rb+") as stream:
-            os.fsync(stream.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        for target, write in writes:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(handle)
+            tmp = Path(tmp_name)
+            temps.append(tmp)
+            write(tmp)
+            with open(tmp, "rb+") as stream:
+                os.fsync(stream.fileno())
+            # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+            os.chmod(tmp, 0o666 & ~_umask())
+        for (target, _), tmp in zip(writes, temps, strict=True):
+            os.replace(tmp, target)
+    except OSError as error:
+        if error.errno not in _DISK_FULL:
+            raise
+        raise AdbenchError(
+            f"{target}: not written, {os.strerror(error.errno).lower()} (the previous version is kept); "
+            "free some space, then run the command again (`adbench run --resume RUN` finishes a run)"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ as one line and exit code 130. Nothing else is caught here, so real bugs keep th
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
 from collections.abc import Callable
@@ -94,27 +95,72 @@ def render_category_table(table: pd.DataFrame, title: str) -> Table:
     return rendered
 
 
+# Options shared by `run` and `time`. Their defaults are None so that a grid file's value is overridden
+# only by a flag actually given; the defaults named in the help live in RunConfig.
+MethodsOption = Annotated[
+    str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
+]
+CategoriesOption = Annotated[str | None, typer.Option(help="Comma-separated category names.")]
+AllCategoriesOption = Annotated[bool, typer.Option("--all-categories", help="Every category of the data.")]
+DataOption = Annotated[
+    Path | None, typer.Option(help="MVTec AD-style root. Default: the built-in synthetic dataset.")
+]
+SeedsOption = Annotated[str | None, typer.Option(help="Comma-separated training seeds. [default: 0]")]
+BudgetOption = Annotated[
+    str | None, typer.Option(help="smoke (seconds), default (minutes on a CPU) or paper. [default: default]")
+]
+OutOption = Annotated[Path | None, typer.Option(help="Folder that receives the run folder. [default: runs]")]
+NameOption = Annotated[str | None, typer.Option(help="Run folder name (default: time and methods).")]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps. [default: cpu]"
+    ),
+]
+AmpOption = Annotated[
+    bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (bfloat16 autocast). [default: off]")
+]
+KindsOption = Annotated[
+    str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+]
+RepeatsOption = Annotated[
+    int | None, typer.Option(help="Single-image scoring repeats for the latency figures. [default: 5]")
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Grid file (TOML) or an earlier run's manifest.json; flags given here override it.",
+    ),
+]
+
+
 @app.command()
 def run(
-    methods: Annotated[
-        str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
+    methods: MethodsOption = None,
+    categories: CategoriesOption = None,
+    all_categories: AllCategoriesOption = False,
+    data: DataOption = None,
+    seeds: SeedsOption = None,
+    budget: BudgetOption = None,
+    out: OutOption = None,
+    name: NameOption = None,
+    device: DeviceOption = None,
+    amp: AmpOption = None,
+    kinds: KindsOption = None,
+    repeats: RepeatsOption = None,
+    config: ConfigOption = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="sequential (one cell after another) or dask (cells as Dask tasks). [default: sequential]"
+        ),
     ] = None,
-    categories: Annotated[str | None, typer.Option(help="Comma-separated category names.")] = None,
-    all_categories: Annotated[
-        bool, typer.Option("--all-categories", help="Every category of the data.")
-    ] = False,
-    data: Annotated[
-        Path | None, typer.Option(help="MVTec AD-style root. Default: the built-in synthetic dataset.")
+    scheduler: Annotated[
+        str | None, typer.Option(help="With --executor dask: an existing scheduler, e.g. tcp://host:8786.")
     ] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
-    budget: Annotated[
-        str, typer.Option(help="smoke (seconds), default (minutes on a CPU) or paper.")
-    ] = "default",
-    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("runs"),
-    name: Annotated[str | None, typer.Option(help="Run folder name (default: time and methods).")] = None,
-    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N, mps.")] = "cpu",
-    kinds: Annotated[
-        str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+    workers: Annotated[
+        int | None, typer.Option(help="With --executor dask: start a local cluster of N worker processes.")
     ] = None,
     eval_only: Annotated[
         Path | None,
@@ -122,7 +168,6 @@ def run(
             help="Re-score an earlier run's checkpoints (same grid) into a new run folder; no training."
         ),
     ] = None,
-    repeats: Annotated[int, typer.Option(help="Single-image scoring repeats for the latency figures.")] = 5,
     resume: Annotated[
         Path | None,
         typer.Option(help="Finish an interrupted run in its folder: keep its finished cells, redo the rest."),
@@ -132,71 +177,94 @@ def run(
     from adbench.runner import resume as resume_grid
 
     if resume is not None:
-        if methods or categories or all_categories or data or kinds or eval_only or name:
+        if methods or categories or all_categories or data or kinds or eval_only or name or config:
             raise AdbenchError(
                 f"{resume}: --resume continues that run's own grid; drop the other grid options"
             )
         outcome = _interruptible(lambda: resume_grid(resume, err_console))
     else:
-        config = _grid_config(
-            methods,
-            categories,
-            all_categories,
-            data,
-            seeds,
-            budget,
-            out,
-            name,
-            device,
-            kinds,
-            eval_only,
-            repeats,
+        flags = _grid_flags(
+            methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
         )
-        outcome = _run_grid(config)
+        flags |= {"executor": executor, "scheduler": scheduler, "workers": workers}
+        outcome = _run_grid(_grid_config(flags, config, eval_only))
     _print_tables(outcome.results)
     _print_timing(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
-def _grid_config(
+def _grid_flags(
     methods: str | None,
     categories: str | None,
     all_categories: bool,
     data: Path | None,
-    seeds: str,
-    budget: str,
-    out: Path,
+    seeds: str | None,
+    budget: str | None,
+    out: Path | None,
     name: str | None,
-    device: str,
+    device: str | None,
+    amp: bool | None,
     kinds: str | None,
-    from_run: Path | None,
-    repeats: int,
-    score_metrics: bool = True,
-) -> RunConfig:
-    """The RunConfig of `run` and `time`: a new grid, or the grid of `from_run` from its checkpoints."""
-    from adbench.config import RunConfig
+    repeats: int | None,
+) -> dict[str, object]:
+    """The grid options `run` and `time` share, parsed, under grid-file keys (None = not given)."""
+    return {
+        "methods": _split(methods),
+        "categories": _split(categories),
+        "all_categories": all_categories or None,
+        "data": data,
+        "seeds": None if seeds is None else _parse_seeds(seeds),
+        "budget": budget,
+        "out": out,
+        "name": name,
+        "device": device,
+        "amp": amp,
+        "kinds": None if kinds is None else dict(_parse_kinds(kinds)),
+        "repeats": repeats,
+    }
 
+
+def _grid_config(
+    flags: dict[str, object], grid_file: Path | None, from_run: Path | None, score_metrics: bool = True
+) -> RunConfig:
+    """The RunConfig of `run` and `time`: a grid file overridden by the flags given, or the grid of
+    `from_run` re-scored from its checkpoints."""
+    from adbench.config import RunConfig, read_grid_file
+
+    given = {key: value for key, value in flags.items() if value is not None}
     if from_run is not None:
-        if methods or categories or all_categories or data or kinds:
+        grid_options = {
+            "methods",
+            "categories",
+            "all_categories",
+            "data",
+            "kinds",
+            "executor",
+            "workers",
+            "scheduler",
+        }
+        if grid_file is not None or grid_options & set(given):
             raise AdbenchError(
-                f"{from_run}: the grid comes from that run; drop --methods/--categories/--data/--kinds"
+                f"{from_run}: the grid comes from that run; "
+                "drop --config/--methods/--categories/--data/--kinds/--executor"
             )
-        return RunConfig.for_eval_only(from_run, out, name, device, repeats, score_metrics)
-    if all_categories == (categories is not None):
+        return RunConfig.for_eval_only(
+            from_run,
+            given.get("out", Path("runs")),
+            given.get("name"),
+            given.get("device", "cpu"),
+            given.get("repeats", 5),
+            score_metrics,
+            given.get("amp", False),
+        )
+    options = read_grid_file(grid_file) if grid_file is not None else {}
+    if "categories" in given and "all_categories" in given:
         raise AdbenchError("pass exactly one of --categories a,b and --all-categories")
-    return RunConfig(
-        methods=_split(methods) or (),
-        categories=None if all_categories else _split(categories),
-        data=data,
-        seeds=_parse_seeds(seeds),
-        budget=budget,  # type: ignore[arg-type]  # RunConfig validates the name
-        out=out,
-        run_name=name,
-        device=device,
-        kinds=_parse_kinds(kinds),
-        timing_repeats=repeats,
-        score_metrics=score_metrics,
-    )
+    if "categories" in given or "all_categories" in given:
+        options = {
+            key: value for key, value in options.items() if key not in ("categories", "all_categories")
+        }
+    return RunConfig.from_options(options | given | {"score_metrics": score_metrics})
 
 
 def _run_grid(config: RunConfig) -> RunOutcome:
@@ -220,47 +288,29 @@ def _interruptible(work: Callable[[], RunOutcome]) -> RunOutcome:
 
 @app.command("time")
 def time_methods(
-    methods: Annotated[
-        str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
-    ] = None,
-    categories: Annotated[str | None, typer.Option(help="Comma-separated category names.")] = None,
-    all_categories: Annotated[
-        bool, typer.Option("--all-categories", help="Every category of the data.")
-    ] = False,
-    data: Annotated[
-        Path | None, typer.Option(help="MVTec AD-style root. Default: the built-in synthetic dataset.")
-    ] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0",
-    budget: Annotated[str, typer.Option(help="Training budget: smoke, default or paper.")] = "default",
-    repeats: Annotated[int, typer.Option(help="Single-image scoring repeats for the latency figures.")] = 5,
-    out: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path("runs"),
-    name: Annotated[str | None, typer.Option(help="Run folder name (default: time and methods).")] = None,
-    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:N, mps.")] = "cpu",
-    kinds: Annotated[
-        str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
-    ] = None,
+    methods: MethodsOption = None,
+    categories: CategoriesOption = None,
+    all_categories: AllCategoriesOption = False,
+    data: DataOption = None,
+    seeds: SeedsOption = None,
+    budget: BudgetOption = None,
+    repeats: RepeatsOption = None,
+    out: OutOption = None,
+    name: NameOption = None,
+    device: DeviceOption = None,
+    amp: AmpOption = None,
+    kinds: KindsOption = None,
+    config: ConfigOption = None,
     from_run: Annotated[
         Path | None,
         typer.Option("--from", help="Time the checkpoints of an earlier run instead of training."),
     ] = None,
 ) -> None:
     """Time fitting and inference (latency, throughput) per method and category; no quality metrics."""
-    config = _grid_config(
-        methods,
-        categories,
-        all_categories,
-        data,
-        seeds,
-        budget,
-        out,
-        name,
-        device,
-        kinds,
-        from_run,
-        repeats,
-        score_metrics=False,
+    flags = _grid_flags(
+        methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
     )
-    outcome = _run_grid(config)
+    outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
     _print_timing(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
@@ -411,4 +461,15 @@ def main() -> None:
         app()
     except AdbenchError as error:
         err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as error:
+        # A full disk is the user's to fix wherever the write happened (atomic writes already say so).
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        err_console.print(
+            f"[red]error:[/] {error.filename or 'a write'}: {error.strerror}; free some space, then run "
+            "the command again (`adbench run --resume RUN` finishes a run)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)

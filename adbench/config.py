@@ -1,15 +1,26 @@
-"""The one object that describes a run; the CLI builds it, the runner reads it, the manifest stores it."""
+"""The one object that describes a run; the CLI builds it, the runner reads it, the manifest stores it.
+
+A run's options come from three places, later ones winning: RunConfig's defaults, a grid file
+(`--config grid.toml`, or an earlier run's manifest.json, whose "config" section has the same keys),
+and the command-line flags. `OPTION_KEYS` lists the keys of both the file and the manifest.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError
+
+EXECUTORS = ("sequential", "dask")
+# Scalar hyperparameter values a grid file may set (TOML/JSON scalars).
+ParamValue = bool | int | float | str
 
 
 @dataclass(frozen=True)
@@ -21,8 +32,15 @@ class RunConfig:
     budget: BudgetName = "default"
     out: Path = Path("runs")  # parent folder of run folders
     run_name: str | None = None  # the run folder's name; generated from the time when None
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda, cuda:N, mps, or auto (the first of cuda, mps, cpu available)
+    amp: bool = False  # mixed precision (bfloat16 autocast) around fit and score
     kinds: tuple[tuple[str, str], ...] = field(default=())  # (category, "texture"|"object") overrides
+    # Per-method hyperparameter overrides, e.g. {"cbigan": {"alpha": 1e-4}}; checked against each
+    # method's Params when the grid starts.
+    method_params: Mapping[str, Mapping[str, ParamValue]] = field(default_factory=dict)
+    executor: str = "sequential"
+    scheduler: str | None = None  # dask: address of an existing scheduler, e.g. tcp://host:8786
+    workers: int | None = None  # dask: size of a local cluster of worker processes
     eval_only_from: Path | None = None  # score this earlier run's checkpoints instead of training
     timing_repeats: int = 5  # single-image scoring repeats for the latency figures
     score_metrics: bool = True  # False: time the detectors only (`adbench time`), no quality metrics
@@ -41,8 +59,26 @@ class RunConfig:
         for category, kind in self.kinds:
             if kind not in ("texture", "object"):
                 raise AdbenchError(f"--kinds {category}={kind}: the kind must be 'texture' or 'object'")
+        unused = set(self.method_params) - set(self.methods)
+        if unused:
+            raise AdbenchError(
+                f"params for {', '.join(sorted(unused))}: "
+                f"not among the run's methods ({', '.join(self.methods)})"
+            )
+        if self.executor not in EXECUTORS:
+            raise AdbenchError(f"--executor {self.executor}: valid executors are {', '.join(EXECUTORS)}")
+        if self.executor == "sequential" and (self.scheduler is not None or self.workers is not None):
+            raise AdbenchError("--scheduler and --workers belong to --executor dask")
+        if self.executor == "dask" and (self.scheduler is None) == (self.workers is None):
+            raise AdbenchError(
+                "--executor dask needs exactly one of --scheduler tcp://HOST:PORT (an existing cluster) "
+                "and --workers N (a local cluster of N processes)"
+            )
+        if self.workers is not None and self.workers < 1:
+            raise AdbenchError(f"--workers {self.workers}: must be at least 1")
 
     def to_manifest(self) -> dict[str, Any]:
+        """The options in grid-file form (`OPTION_KEYS`), plus what only the harness sets."""
         return {
             "methods": list(self.methods),
             "categories": None if self.categories is None else list(self.categories),
@@ -50,13 +86,48 @@ class RunConfig:
             "seeds": list(self.seeds),
             "budget": self.budget,
             "out": str(self.out),
-            "run_name": self.run_name,
+            "name": self.run_name,
             "device": self.device,
+            "amp": self.amp,
             "kinds": dict(self.kinds),
+            "params": {method: dict(values) for method, values in self.method_params.items()},
+            "executor": self.executor,
+            "scheduler": self.scheduler,
+            "workers": self.workers,
+            "repeats": self.timing_repeats,
             "eval_only_from": None if self.eval_only_from is None else str(self.eval_only_from),
-            "timing_repeats": self.timing_repeats,
             "score_metrics": self.score_metrics,
         }
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RunConfig:
+        """Build from grid-file keys (validated by `read_grid_file` or the CLI); absent keys take defaults."""
+        names = {
+            "name": "run_name",
+            "repeats": "timing_repeats",
+            "params": "method_params",
+            "eval_only_from": "eval_only_from",
+            "score_metrics": "score_metrics",
+        }
+        paths = {"data", "out", "eval_only_from"}
+        tuples = {"methods", "categories", "seeds"}
+        values: dict[str, Any] = {}
+        for key, value in options.items():
+            if key == "all_categories":
+                continue
+            if value is not None and key in paths:
+                value = Path(value)
+            elif value is not None and key in tuples:
+                value = tuple(value)
+            elif key == "kinds":
+                value = tuple(dict(value).items())
+            values[names.get(key, key)] = value
+        if options.get("all_categories"):
+            values["categories"] = None
+        elif "categories" not in options or options["categories"] is None:
+            raise AdbenchError("pass exactly one of --categories a,b and --all-categories")
+        values.setdefault("methods", ())
+        return cls(**values)
 
     @classmethod
     def from_manifest(cls, run_dir: Path) -> RunConfig:
@@ -64,21 +135,14 @@ class RunConfig:
         manifest_path = run_dir / "manifest.json"
         try:
             manifest = json.loads(manifest_path.read_text())
-            stored = manifest["config"]
-            return cls(
-                methods=tuple(stored["methods"]),
-                categories=None if stored["categories"] is None else tuple(stored["categories"]),
-                data=Path(manifest["dataset"]),
-                seeds=tuple(stored["seeds"]),
-                budget=stored["budget"],
-                out=run_dir.parent,
-                run_name=run_dir.name,
-                device=stored["device"],
-                kinds=tuple(stored["kinds"].items()),
-                eval_only_from=None if stored["eval_only_from"] is None else Path(stored["eval_only_from"]),
-                timing_repeats=stored.get("timing_repeats", 5),
-                score_metrics=stored.get("score_metrics", True),
-            )
+            stored = dict(manifest["config"])
+            stored |= {
+                "data": manifest["dataset"],
+                "out": str(run_dir.parent),
+                "name": run_dir.name,
+                "all_categories": stored["categories"] is None,
+            }
+            return cls.from_options(stored)
         except FileNotFoundError:
             raise AdbenchError(f"{manifest_path}: not found; expected an adbench run folder") from None
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
@@ -93,6 +157,7 @@ class RunConfig:
         device: str,
         timing_repeats: int = 5,
         score_metrics: bool = True,
+        amp: bool = False,
     ) -> RunConfig:
         """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder."""
         return dataclasses.replace(
@@ -100,7 +165,109 @@ class RunConfig:
             out=out,
             run_name=run_name,
             device=device,
+            amp=amp,
             eval_only_from=source_run,
             timing_repeats=timing_repeats,
             score_metrics=score_metrics,
+            executor="sequential",
+            scheduler=None,
+            workers=None,
         )
+
+
+def _is_list_of(kind: type) -> Any:
+    return lambda value: isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+
+def _is_table_of_str(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(item, str) for item in value.values())
+
+
+def _is_params(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(fields, dict) and all(isinstance(item, ParamValue) for item in fields.values())  # type: ignore[arg-type]
+        for fields in value.values()
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Grid-file key -> (type check, what a valid value looks like). The manifest's "config" section uses
+# the same keys, so a run folder's manifest is itself a grid file.
+OPTION_KEYS: dict[str, tuple[Any, str]] = {
+    "methods": (_is_list_of(str), 'a list of method names, e.g. ["cbigan", "egbad"]'),
+    "categories": (_is_list_of(str), 'a list of category names, e.g. ["sand", "pin"]'),
+    "all_categories": (lambda value: isinstance(value, bool), "true or false"),
+    "data": (lambda value: isinstance(value, str), "a folder path"),
+    "seeds": (
+        lambda value: _is_list_of(int)(value) and not any(isinstance(v, bool) for v in value),
+        "a list of integers",
+    ),
+    "budget": (lambda value: isinstance(value, str), f"one of {', '.join(BUDGETS)}"),
+    "out": (lambda value: isinstance(value, str), "a folder path"),
+    "name": (lambda value: isinstance(value, str), "a run folder name"),
+    "device": (lambda value: isinstance(value, str), "auto, cpu, cuda, cuda:N or mps"),
+    "amp": (lambda value: isinstance(value, bool), "true or false"),
+    "kinds": (_is_table_of_str, 'a table of category = "texture" or "object"'),
+    "params": (_is_params, "a table per method of hyperparameter = value, e.g. [params.cbigan] alpha = 1e-4"),
+    "executor": (lambda value: isinstance(value, str), f"one of {', '.join(EXECUTORS)}"),
+    "scheduler": (lambda value: isinstance(value, str), "a dask scheduler address, e.g. tcp://host:8786"),
+    "workers": (_is_int, "an integer"),
+    "repeats": (_is_int, "an integer"),
+}
+# Keys that a manifest holds but a grid file does not set: a reproduced run gets a new folder name and
+# trains (it does not inherit an eval-only source or `adbench time`'s choice to skip quality metrics).
+_MANIFEST_ONLY = ("name", "eval_only_from", "score_metrics")
+
+
+def read_grid_file(path: Path) -> dict[str, Any]:
+    """Options from a TOML grid file or a run's manifest.json, checked key by key."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise AdbenchError(f"{path}: cannot read the config file ({error.strerror})") from None
+    try:
+        loaded = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise AdbenchError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({error})"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise AdbenchError(f"{path}: expected a table of options at the top level")
+    if path.suffix == ".json" and "config" in loaded and "run_id" in loaded:  # a run's manifest
+        loaded = {
+            key: value
+            for key, value in loaded["config"].items()
+            if key not in _MANIFEST_ONLY and value is not None
+        }
+        loaded["all_categories"] = "categories" not in loaded
+    for key, value in loaded.items():
+        if key not in OPTION_KEYS:
+            raise AdbenchError(f"{path}: unknown key {key!r}; valid keys: {', '.join(OPTION_KEYS)}")
+        check, expected = OPTION_KEYS[key]
+        if not check(value):
+            raise AdbenchError(f"{path}: {key} = {value!r} has the wrong type; expected {expected}")
+    return loaded
+
+
+def checked_params(method: str, defaults: Any, overrides: Mapping[str, ParamValue]) -> Any:
+    """`defaults` (a method's Params) with `overrides` applied; a one-line error for an unknown field
+    or a value of another type than the field's default."""
+    fields = {item.name: getattr(defaults, item.name) for item in dataclasses.fields(defaults)}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise AdbenchError(f"params.{method}: unknown key {key!r}; valid keys: {', '.join(fields)}")
+        default = fields[key]
+        if default is None:  # an optional setting: any scalar the method accepts
+            continue
+        same_kind = isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)
+        if not (same_kind or (isinstance(default, float) and _is_int(value))):
+            raise AdbenchError(
+                f"params.{method}.{key} = {value!r}: "
+                f"expected {type(default).__name__} like the default {default!r}"
+            )
+    return dataclasses.replace(
+        defaults, **{k: float(v) if isinstance(fields[k], float) else v for k, v in overrides.items()}
+    )

@@ -182,6 +182,8 @@ class Detector(abc.ABC):
                 f"{path}: not a readable adbench checkpoint ({error}); retrain this cell"
             ) from None
         method = metadata.get("method")
+        if method is None:  # a safetensors file from another tool; "load it with None" would not help
+            raise AdbenchError(f"{path}: not an adbench checkpoint (no method recorded); retrain this cell")
         if method != cls.name:
             raise AdbenchError(
                 f"{path}: checkpoint of method {method!r}, not {cls.name!r}; "

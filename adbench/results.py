@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from adbench.atomic import write_atomic
+from adbench.atomic import write_atomic_together
 from adbench.errors import AdbenchError
 
 # The table's columns, declared once; reports and the regression gate read exactly these.
@@ -41,8 +41,13 @@ def results_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 def write_results(run_dir: Path, frame: pd.DataFrame) -> None:
     frame = frame.astype(COLUMNS)
-    write_atomic(run_dir / RESULTS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
-    write_atomic(run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    # Together: a full disk while writing the CSV must not leave a new parquet beside an old CSV.
+    write_atomic_together(
+        [
+            (run_dir / RESULTS_PARQUET, lambda tmp: frame.to_parquet(tmp, index=False)),
+            (run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False)),
+        ]
+    )
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
@@ -58,7 +63,12 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise AdbenchError(f"{path}: missing columns {sorted(missing)}; it was changed outside adbench")
-    return frame.astype(COLUMNS)
+    try:
+        return frame.astype(COLUMNS)
+    except (ValueError, TypeError) as error:  # a hand edit can leave e.g. text in the seed column
+        raise AdbenchError(
+            f"{path}: a column holds values of the wrong type ({error}); it was changed outside adbench"
+        ) from None
 
 
 def git_commit() -> str | None:

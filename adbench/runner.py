@@ -1,19 +1,22 @@
 """Running the grid: methods × categories × seeds, each cell fit → score → metrics.
 
 Everything that can be checked before training is checked first (method names, categories, folder
-structure), so a typo fails in a second, not after an hour. The results table is rewritten atomically
-after every cell, so an interruption keeps every finished cell's rows.
+structure, the names and types of per-method parameters), so a typo fails in a second, not after an
+hour. The results table is rewritten atomically after every cell, so an interruption keeps every
+finished cell's rows. Cells run one after another here, or as Dask tasks (adbench/dask_executor.py):
+`run_cell` needs only its `CellTask`, and this process alone records outcomes.
 
 Run folder:
 
     <out>/<run-id>/manifest.json     resolved config, seeds, per-cell params and budgets, versions, commit
     <out>/<run-id>/results.parquet   the tidy table (and results.csv)
     <out>/<run-id>/cells/<method>/<category>/seed<k>/
-        checkpoint.safetensors   losses.csv   scores.csv
+        checkpoint.safetensors   losses.csv   scores.csv   samples.npz
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -33,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adbench.atomic import write_json_atomic, write_text_atomic
-from adbench.config import RunConfig
+from adbench.config import RunConfig, checked_params
 from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
 from adbench.data.synth import default_dataset
@@ -72,15 +75,30 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise AdbenchError(f"--device {name}: {error}; use cpu, cuda, cuda:N or mps") from None
+        raise AdbenchError(f"--device {name}: {error}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AdbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise AdbenchError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise AdbenchError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     return device
+
+
+def _precision(device: torch.device, amp: bool) -> torch.autocast:
+    """bfloat16 autocast with --amp: it keeps float32's range, so no loss scaling is needed in the
+    methods' own training loops (float16 would need a GradScaler there)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
 
 
 def _new_run_dir(config: RunConfig, started: datetime) -> Path:
@@ -146,6 +164,11 @@ class _Grid:
         self.files: dict[str, CategoryFiles] = {
             name: read_category(self.root, name, kinds[name]) for name in order_categories(names, kinds)
         }
+        for name, overrides in config.method_params.items():  # names and types, before any training
+            for files in self.files.values():
+                checked_params(
+                    name, self.methods[name].default_params(describe(files), config.budget), overrides
+                )
         self.started = datetime.now(UTC)
         self.finished: set[tuple[str, str, int]] = set()
         if resume:
@@ -191,66 +214,133 @@ class _Grid:
         self.manifest.setdefault("resumed_at", []).append(self.started.isoformat())
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
+    def tasks(self) -> list[CellTask]:
+        """The cells still to run, in grid order (categories, then methods, then seeds)."""
+        tasks = []
+        for category_name, files in self.files.items():
+            category = describe(files)
+            for method in self.methods.values():
+                for seed in self.config.seeds:
+                    if (method.name, category_name, seed) in self.finished:
+                        self.console.print(f"[blue]kept[/] {method.name}/{category_name}/seed{seed}")
+                        continue
+                    tasks.append(CellTask(self.config, self.run_dir, method.name, files, category, seed))
+        return tasks
+
     def execute(self) -> RunOutcome:
         try:
-            with _progress(self.console) as progress:
-                for category_name, files in self.files.items():
-                    category = describe(files)
-                    for method in self.methods.values():
-                        for seed in self.config.seeds:
-                            if (method.name, category_name, seed) in self.finished:
-                                self.console.print(f"[blue]kept[/] {method.name}/{category_name}/seed{seed}")
-                                continue
-                            self._cell(progress, method, category_name, files, category, seed)
+            tasks = self.tasks()
+            if self.config.executor == "dask":
+                from adbench.dask_executor import run_on_dask
+
+                run_on_dask(self.config, tasks, self.record, self.console)
+            else:
+                with _progress(self.console) as progress:
+                    for task in tasks:
+                        self.record(run_cell(task, progress))
         except (KeyboardInterrupt, AdbenchError) as error:
             # Finished cells are already on disk; say in the manifest why the rest is missing.
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else f"failed: {error}"
-            self._finish(status)
+            # On a full disk this write fails too; the user must see the first error, not this one.
+            with contextlib.suppress(AdbenchError):
+                self._finish(status)
             raise
         self._finish("finished")
-        return RunOutcome(self.run_dir, results_frame(self.rows))
+        return RunOutcome(self.run_dir, self._table())
+
+    def _table(self) -> pd.DataFrame:
+        """Every finished cell's rows in grid order, whatever order the cells finished in."""
+        order = {name: index for index, name in enumerate(self.files)}
+        methods = {name: index for index, name in enumerate(self.methods)}
+        ranked = sorted(
+            self.rows,
+            key=lambda row: (order.get(row["category"], -1), methods.get(row["method"], -1), row["seed"]),
+        )
+        return results_frame(ranked)
+
+    def record(self, outcome: CellOutcome) -> None:
+        """Add a finished cell: its rows to the results table, then its entry to the manifest (last, so
+        that a cell is only ever counted finished when everything of it is on disk)."""
+        self.rows += outcome.rows
+        write_results(self.run_dir, self._table())
+        self.manifest["cells"].append(outcome.manifest_entry)
+        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        self.console.print(outcome.summary)
 
     def _finish(self, status: str) -> None:
         self.manifest |= {"status": status, "finished_at": datetime.now(UTC).isoformat()}
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
-    def _cell(
-        self,
-        progress: Progress,
-        method: type[Detector],
-        category_name: str,
-        files: CategoryFiles,
-        category: CategorySpec,
-        seed: int,
-    ) -> None:
-        label = f"{method.name}/{category_name}/seed{seed}"
-        cell = Path("cells") / method.name / category_name / f"seed{seed}"
-        cell_dir = self.run_dir / cell
-        budget: TrainingBudget | None = None
-        if self.config.eval_only_from is None:
-            budget = method.default_budget(category, self.config.budget)
-            seed_everything(seed)
-            detector = method(method.default_params(category, self.config.budget), device=self.device)
-            checkpoint = cell_dir / CHECKPOINT
-        else:
-            checkpoint = self.config.eval_only_from / cell / CHECKPOINT
-            if not checkpoint.is_file():
-                raise AdbenchError(
-                    f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
-                )
-            detector = method.load(checkpoint, device=self.device)
 
-        decode_task = progress.add_task(f"decode {category_name}", total=len(files.all_paths()), status="")
-        tensors = load_category(files, category, detector.input_spec, lambda: progress.advance(decode_task))
-        progress.remove_task(decode_task)
+@dataclass(frozen=True)
+class CellTask:
+    """Everything one cell needs, so that it can run in another process (the Dask executor)."""
 
-        if cell_dir.exists():  # left by an interrupted attempt; nothing in it was recorded as finished
-            shutil.rmtree(cell_dir)
-        cell_dir.mkdir(parents=True)
+    config: RunConfig
+    run_dir: Path
+    method: str
+    files: CategoryFiles
+    category: CategorySpec
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.files.name}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    rows: list[dict[str, Any]]
+    manifest_entry: dict[str, Any]
+    summary: str  # the line printed when the cell is recorded
+
+
+def _new_detector(task: CellTask, device: torch.device) -> tuple[Detector, TrainingBudget]:
+    method, config = load_method(task.method), task.config
+    params = checked_params(
+        task.method,
+        method.default_params(task.category, config.budget),
+        config.method_params.get(task.method, {}),
+    )
+    try:
+        detector = method(params, device=device)
+    except (ValueError, TypeError) as error:
+        raise AdbenchError(f"params.{task.method}: {error}") from None
+    return detector, method.default_budget(task.category, config.budget)
+
+
+def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
+    """Fit (or load), score, time and store one cell in its folder; the caller records the outcome."""
+    config, category, label = task.config, task.category, task.label
+    device = resolve_device(config.device)
+    cell = Path("cells") / task.method / task.files.name / f"seed{task.seed}"
+    cell_dir = task.run_dir / cell
+    budget: TrainingBudget | None = None
+    if config.eval_only_from is None:
+        seed_everything(task.seed)
+        detector, budget = _new_detector(task, device)
+        checkpoint = cell_dir / CHECKPOINT
+    else:
+        checkpoint = config.eval_only_from / cell / CHECKPOINT
+        if not checkpoint.is_file():
+            raise AdbenchError(
+                f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
+            )
+        detector = load_method(task.method).load(checkpoint, device=device)
+
+    decode_task = progress.add_task(f"decode {task.files.name}", total=len(task.files.all_paths()), status="")
+    tensors = load_category(task.files, category, detector.input_spec, lambda: progress.advance(decode_task))
+    progress.remove_task(decode_task)
+    tensors = tensors.on(device)  # once per cell; the detectors' own .to(device) calls are then free
+
+    if cell_dir.exists():  # left by an interrupted attempt; nothing in it was recorded as finished
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    with _precision(device, config.amp):
         fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
         threshold: ThresholdResult | None = None
-        if self.config.score_metrics:
+        if config.score_metrics:
             try:
                 metrics, threshold, score_seconds = _evaluate(progress, detector, tensors, label, cell_dir)
             except AdbenchError as error:
@@ -260,49 +350,46 @@ class _Grid:
                 detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
             )
             metrics = {}
-        latency = measure_latency(
-            detector, CategoryTensors.as_float(tensors.test[:1]), self.config.timing_repeats
-        )
-        metrics |= timing_metrics(fit_seconds, latency, len(tensors.test), score_seconds)
-        evaluate_seconds = time.perf_counter() - evaluate_started
+        latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
+    metrics |= timing_metrics(fit_seconds, latency, len(tensors.test), score_seconds)
+    evaluate_seconds = time.perf_counter() - evaluate_started
 
-        self.rows += [
-            {
-                "run_id": self.run_dir.name,
-                "method": method.name,
-                "category": category_name,
-                "category_kind": category.kind,
-                "seed": seed,
-                "metric": metric,
-                "value": value,
-            }
-            for metric, value in metrics.items()
-        ]
-        write_results(self.run_dir, results_frame(self.rows))
-        self.manifest["cells"].append(
-            {
-                "method": method.name,
-                "inference_kind": method.inference_kind,
-                "category": category_name,
-                "seed": seed,
-                "category_spec": dataclasses.asdict(category),
-                "params": dataclasses.asdict(detector.params),
-                "training_budget": None if budget is None else dataclasses.asdict(budget),
-                "checkpoint": str(checkpoint),
-                "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
-                "evaluate_seconds": round(evaluate_seconds, 3),
-                "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
-                "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
-            }
-        )
-        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
-        headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
-        self.console.print(
-            f"[green]done[/] {label}: "
-            + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
-            + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
-            + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
-        )
+    rows = [
+        {
+            "run_id": task.run_dir.name,
+            "method": task.method,
+            "category": task.files.name,
+            "category_kind": category.kind,
+            "seed": task.seed,
+            "metric": metric,
+            "value": value,
+        }
+        for metric, value in metrics.items()
+    ]
+    entry = {
+        "method": task.method,
+        "inference_kind": detector.inference_kind,
+        "category": task.files.name,
+        "seed": task.seed,
+        "category_spec": dataclasses.asdict(category),
+        "params": dataclasses.asdict(detector.params),
+        "training_budget": None if budget is None else dataclasses.asdict(budget),
+        "checkpoint": str(checkpoint),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "amp": config.amp,
+        "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
+        "evaluate_seconds": round(evaluate_seconds, 3),
+        "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
+        "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
+    }
+    headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
+    summary = (
+        f"[green]done[/] {label}: "
+        + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
+        + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
+        + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
+    )
+    return CellOutcome(rows, entry, summary)
 
 
 def _fit(

@@ -46,7 +46,7 @@ def pick_samples(labels: np.ndarray, defects: tuple[str, ...], count: int = SAMP
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 def write_samples(
@@ -85,7 +85,7 @@ def collect_samples(
     return Samples(
         names=np.array([names[i] for i in indices]),
         labels=np.asarray(labels)[indices].astype(np.int64),
-        images=images[indices].numpy(),
+        images=images[indices].cpu().numpy(),
         masks=masks[indices].numpy().astype(bool),
         maps=None if maps is None else maps[indices].astype(np.float32),
         reconstructions=None if reconstructions is None else _to_uint8(reconstructions),

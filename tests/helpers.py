@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,13 +32,16 @@ def smoke_auroc(
     )
 
 
-def adbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The `adbench` command as a user runs it, in a fresh interpreter."""
+def adbench(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `adbench` command as a user runs it, in a fresh interpreter (`env` adds variables)."""
     return subprocess.run(
         [sys.executable, "-c", "from adbench.cli import main; main()", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=None if env is None else os.environ | env,
         timeout=600,
     )
 

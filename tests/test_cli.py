@@ -185,7 +185,7 @@ def test_eval_only_names_a_missing_checkpoint(tiny_run, tmp_path):
     assert result.returncode == 2
     assert f"{checkpoint}: missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     bad = adbench("run", "--eval-only", str(tmp_path), "--methods", "l2ae", "--out", str(tmp_path / "runs"))
-    assert bad.returncode == 2 and "the grid comes from that run; drop --methods" in bad.stderr
+    assert bad.returncode == 2 and "the grid comes from that run; drop --config/--methods" in bad.stderr
 
 
 def test_time_measures_every_method_and_category_and_compares_iterative_with_single_pass(tiny_root, tmp_path):

@@ -10,6 +10,8 @@ Cache location: `$ADBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/adbench`, else `~/.c
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ from adbench.errors import AdbenchError
 from adbench.metrics.pixel import Regions, label_regions
 
 # Bump when the stored arrays' meaning changes (resampling filter, layout), so stale entries are ignored.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -55,6 +57,15 @@ class CategoryTensors:
     test_defects: tuple[str, ...]
     test_names: tuple[str, ...]  # paths relative to the dataset root
     regions: Regions  # 8-connected components of test_masks, labelled once when the entry is built
+
+    def on(self, device: torch.device) -> CategoryTensors:
+        """The images on `device`, moved once per cell; masks stay on the CPU, where the metrics run."""
+        return dataclasses.replace(
+            self,
+            train=self.train.to(device),
+            validation=self.validation.to(device),
+            test=self.test.to(device),
+        )
 
     @staticmethod
     def as_float(images: torch.Tensor) -> torch.Tensor:
@@ -175,11 +186,17 @@ def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "index.json").write_text(json.dumps(index))
         os.replace(tmp, entry)
-    except OSError:
+    except OSError as error:
         # Another process built the same entry first; its arrays are identical.
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (entry / "index.json").is_file():
-            raise
+        if (entry / "index.json").is_file():
+            return
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # the user's to fix: one line, not a traceback
+            raise AdbenchError(
+                f"{entry.parent}: cache entry not written, {os.strerror(error.errno).lower()}; free some "
+                "space or point ADBENCH_CACHE_DIR at a disk that has it"
+            ) from None
+        raise
 
 
 def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callable[[], None] | None) -> None:
@@ -227,7 +244,10 @@ def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
     """Convert any mode to L or RGB; 16-bit and float grayscale are scaled, not clipped, to 8 bits."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        # A 16-bit mode states its range; guessing it from the pixels would brighten a dark image 257x,
+        # and differently from its brighter neighbours. Only I and F carry no range, so guess there.
+        sixteen_bit = image.mode.startswith("I;16") or values.max(initial=0) > 255
+        top = 65535.0 if sixteen_bit else 255.0
         image = Image.fromarray(np.clip(np.round(values * 255.0 / top), 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA").convert("RGB")

@@ -1,0 +1,119 @@
+"""`--executor dask` on real clusters of separate processes: a local cluster, and a `dask scheduler` with
+`dask worker`s started as subprocesses, one of which is killed mid-cell."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from adbench.timing import TIMING_METRICS
+from tests.helpers import adbench
+
+pytest.importorskip("distributed")
+
+GRID = (
+    "--methods",
+    "l2ae",
+    "--categories",
+    "sand,pin",
+    "--seeds",
+    "0,1",
+    "--budget",
+    "smoke",
+    "--repeats",
+    "1",
+)
+
+
+def _quality(run_dir):
+    results = pd.read_csv(run_dir / "results.csv")
+    return results[~results.metric.isin(TIMING_METRICS)].drop(columns="run_id").reset_index(drop=True)
+
+
+def _assert_same_table(run_dir, reference_dir):
+    """Same rows in the same order; values equal up to float summation order (workers run one thread)."""
+    ours, reference = _quality(run_dir), _quality(reference_dir)
+    pd.testing.assert_frame_equal(ours.drop(columns="value"), reference.drop(columns="value"))
+    assert (ours["value"] - reference["value"]).abs().max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def sequential(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sequential")
+    result = adbench("run", *GRID, "--data", str(tiny_root), "--out", str(out), "--name", "seq")
+    assert result.returncode == 0, result.stderr
+    return out / "seq"
+
+
+def test_local_cluster_gives_the_sequential_table(sequential, tiny_root, tmp_path):
+    result = adbench(
+        "run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), "--name", "dask",
+        "--executor", "dask", "--workers", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    _assert_same_table(tmp_path / "dask", sequential)
+
+
+def _start(*command: str) -> subprocess.Popen:
+    # A process group of its own, so that killing a worker takes its nanny-spawned children with it.
+    return subprocess.Popen(
+        [sys.executable, "-m", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny_root, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [
+        _start("distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file), "--port", "0")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = pd.read_json(scheduler_file, typ="series")["address"]
+        for _ in range(2):
+            processes.append(
+                _start(
+                    "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"
+                )
+            )
+        run = subprocess.Popen(
+            [sys.executable, "-c", "from adbench.cli import main; main()", "run", *GRID,
+             "--data", str(tiny_root), "--out", str(tmp_path), "--name", "cluster",
+             "--executor", "dask", "--scheduler", address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        cells = tmp_path / "cluster" / "cells"
+        while not any(cells.glob("*/*/seed*/")) and run.poll() is None:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run ended before a worker could be killed"
+        os.killpg(processes[1].pid, signal.SIGKILL)  # a worker dies mid-cell, without a goodbye
+        processes[1].wait()
+        _, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr
+        _assert_same_table(tmp_path / "cluster", sequential)
+        manifest = pd.read_json(tmp_path / "cluster" / "manifest.json", typ="series")
+        assert manifest["status"] == "finished" and len(manifest["cells"]) == 4
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_dask_options_are_checked_before_anything_runs(tiny_root, tmp_path):
+    cases = {
+        ("--workers", "2"): "--scheduler and --workers belong to --executor dask",
+        ("--executor", "dask"): "--executor dask needs exactly one of --scheduler",
+        ("--executor", "spark"): "--executor spark: valid executors are sequential, dask",
+        ("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"): "no Dask scheduler answered",
+    }
+    for flags, message in cases.items():
+        result = adbench("run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), *flags)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
