@@ -77,8 +77,9 @@ def _fused_conv(
 class ResidualBlock(nn.Module):
     """With `fuse_inference`, inference on CPU runs each convolution together with its activation or
     the skip addition in one oneDNN call instead of separate passes over memory. The maps at 128 px have
-    3 to 6 channels, so these passes, not the arithmetic, dominate: scoring at 128 px is about 1.5×
-    faster (measured 264-309 → 418-422 images/s, 2 threads), with identical outputs. Forward hooks on
+    3 to 6 channels, so these passes, not the arithmetic, dominate: scoring at 128 px is 1.2-1.3×
+    faster at batch 32 and 1.05-1.2× at batch 128 (interleaved A/B runs, 2 threads; with the one-conv
+    f_D difference of `Discriminator.feature_difference`), with identical outputs. Forward hooks on
     the convolutions do not fire on that path, so D, whose f_D is read by a hook, does not fuse.
     """
 
