@@ -102,13 +102,7 @@ class RunConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunConfig:
         """Build from grid-file keys (validated by `read_grid_file` or the CLI); absent keys take defaults."""
-        names = {
-            "name": "run_name",
-            "repeats": "timing_repeats",
-            "params": "method_params",
-            "eval_only_from": "eval_only_from",
-            "score_metrics": "score_metrics",
-        }
+        names = {"name": "run_name", "repeats": "timing_repeats", "params": "method_params"}
         paths = {"data", "out", "eval_only_from"}
         tuples = {"methods", "categories", "seeds"}
         values: dict[str, Any] = {}
@@ -201,10 +195,7 @@ OPTION_KEYS: dict[str, tuple[Any, str]] = {
     "categories": (_is_list_of(str), 'a list of category names, e.g. ["sand", "pin"]'),
     "all_categories": (lambda value: isinstance(value, bool), "true or false"),
     "data": (lambda value: isinstance(value, str), "a folder path"),
-    "seeds": (
-        lambda value: _is_list_of(int)(value) and not any(isinstance(v, bool) for v in value),
-        "a list of integers",
-    ),
+    "seeds": (lambda value: isinstance(value, list) and all(map(_is_int, value)), "a list of integers"),
     "budget": (lambda value: isinstance(value, str), f"one of {', '.join(BUDGETS)}"),
     "out": (lambda value: isinstance(value, str), "a folder path"),
     "name": (lambda value: isinstance(value, str), "a run folder name"),
