@@ -248,15 +248,7 @@ def _grid_config(
                 f"{from_run}: the grid comes from that run; "
                 "drop --config/--methods/--categories/--data/--kinds/--executor"
             )
-        return RunConfig.for_eval_only(
-            from_run,
-            given.get("out", Path("runs")),
-            given.get("name"),
-            given.get("device", "cpu"),
-            given.get("repeats", 5),
-            score_metrics,
-            given.get("amp", False),
-        )
+        return RunConfig.for_eval_only(from_run, given | {"score_metrics": score_metrics})
     options = read_grid_file(grid_file) if grid_file is not None else {}
     if "categories" in given and "all_categories" in given:
         raise AdbenchError("pass exactly one of --categories a,b and --all-categories")

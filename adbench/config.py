@@ -102,7 +102,6 @@ class RunConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunConfig:
         """Build from grid-file keys (validated by `read_grid_file` or the CLI); absent keys take defaults."""
-        names = {"name": "run_name", "repeats": "timing_repeats", "params": "method_params"}
         paths = {"data", "out", "eval_only_from"}
         tuples = {"methods", "categories", "seeds"}
         values: dict[str, Any] = {}
@@ -115,7 +114,7 @@ class RunConfig:
                 value = tuple(value)
             elif key == "kinds":
                 value = tuple(dict(value).items())
-            values[names.get(key, key)] = value
+            values[_FIELD_NAMES.get(key, key)] = value
         if options.get("all_categories"):
             values["categories"] = None
         elif "categories" not in options or options["categories"] is None:
@@ -143,30 +142,27 @@ class RunConfig:
             raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None
 
     @classmethod
-    def for_eval_only(
-        cls,
-        source_run: Path,
-        out: Path,
-        run_name: str | None,
-        device: str,
-        timing_repeats: int = 5,
-        score_metrics: bool = True,
-        amp: bool = False,
-    ) -> RunConfig:
-        """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder."""
+    def for_eval_only(cls, source_run: Path, options: Mapping[str, Any]) -> RunConfig:
+        """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder.
+
+        `options` (grid-file keys) say how: out, name, device, amp, repeats, score_metrics; those not
+        given take RunConfig's defaults, not the source run's.
+        """
+        defaults = {item.name: item.default for item in dataclasses.fields(cls)}
+        given = {_FIELD_NAMES.get(key, key): value for key, value in options.items()}
+        scoring = ("out", "run_name", "device", "amp", "timing_repeats", "score_metrics")
         return dataclasses.replace(
             cls.from_manifest(source_run),
-            out=out,
-            run_name=run_name,
-            device=device,
-            amp=amp,
+            **{field_name: given.get(field_name, defaults[field_name]) for field_name in scoring},
             eval_only_from=source_run,
-            timing_repeats=timing_repeats,
-            score_metrics=score_metrics,
             executor="sequential",
             scheduler=None,
             workers=None,
         )
+
+
+# Grid-file keys whose RunConfig field has another name.
+_FIELD_NAMES = {"name": "run_name", "repeats": "timing_repeats", "params": "method_params"}
 
 
 def _is_list_of(kind: type) -> Any:
