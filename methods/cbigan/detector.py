@@ -211,7 +211,11 @@ class CBiGAN(Detector):
 
 
 class EGBAD(CBiGAN):
-    """CBiGAN without the consistency term: the plain Wasserstein BiGAN of EGBAD (α = 0)."""
+    """CBiGAN without the consistency term: the plain Wasserstein BiGAN of EGBAD (α = 0).
+
+    Eq. 13 and §V-B give α = 0; one sentence of §IV says α = 1 instead, which by eq. 13 would train the
+    consistency loss alone, an autoencoder pair, so we follow the equation.
+    """
 
     name = "egbad"
     object_alpha = 0.0
