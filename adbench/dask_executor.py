@@ -6,6 +6,8 @@ OMP_NUM_THREADS=1 in them, so N workers share the cores instead of fighting over
 methods installed, and must see the dataset, the data cache and the run folder at the same paths as the
 machine that runs `adbench run` (a shared filesystem): each cell writes its own folder, and only this
 process writes the results table and the manifest, as each cell finishes.
+With `--scheduler`, each worker resolves `--device` itself (`--device cuda` works from a login node
+without a GPU); the device each cell ran on is in its manifest entry.
 
 A worker that dies mid-cell (killed, out of memory, node lost) does not fail the run: the scheduler
 gives its task to another worker (Dask's `distributed.scheduler.allowed-failures` retries, 3 by
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -41,8 +44,12 @@ _CONNECT_TIMEOUT = "20s"
 
 
 def _run_cell_on_worker(task: CellTask) -> CellOutcome:
-    with Progress(disable=True) as progress:  # a worker has no terminal to draw on
-        return run_cell(task, progress)
+    try:
+        with Progress(disable=True) as progress:  # a worker has no terminal to draw on
+            return run_cell(task, progress)
+    except AdbenchError as error:
+        # "not available on this machine" must say which machine.
+        raise AdbenchError(f"on Dask worker {socket.gethostname()}: {error}") from None
 
 
 @contextlib.contextmanager

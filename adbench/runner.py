@@ -74,15 +74,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _parse_device(name: str) -> torch.device:
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise AdbenchError(f"--device {name}: {error}; use auto, cpu, cuda, cuda:N or mps") from None
+
+
 def resolve_device(name: str) -> torch.device:
+    """The device `name` means on this machine, refused in one line where this machine lacks it."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise AdbenchError(f"--device {name}: {error}; use auto, cpu, cuda, cuda:N or mps") from None
+    device = _parse_device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AdbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -150,13 +155,27 @@ def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progres
     )
 
 
+def _grid_device(config: RunConfig) -> str:
+    """The device the grid runs on, as the manifest records it.
+
+    Workers of a remote Dask cluster may have devices this machine lacks (GPU nodes behind a CPU login
+    node), so there each worker resolves --device for its own cells (recorded per cell) and only the
+    name's syntax is checked here.
+    """
+    if config.executor == "dask" and config.scheduler is not None:
+        if config.device != "auto":
+            _parse_device(config.device)
+        return f"{config.device} (resolved on each worker)"
+    return str(resolve_device(config.device))
+
+
 class _Grid:
     """The state of one run while it executes: its folder, manifest and accumulated rows."""
 
     def __init__(self, config: RunConfig, console: Console, resume: bool = False) -> None:
         self.config = config
         self.console = console
-        self.device = resolve_device(config.device)
+        self.device = _grid_device(config)
         self.root = config.data if config.data is not None else default_dataset(cache_root())
         names = resolve_categories(self.root, config.categories)
         kinds = read_kinds(self.root, names, dict(config.kinds))
@@ -182,7 +201,7 @@ class _Grid:
             "started_at": self.started.isoformat(),
             "config": config.to_manifest(),
             "dataset": str(self.root.resolve()),
-            "device": str(self.device),
+            "device": self.device,
             "environment": environment(),
             "cells": [],
         }

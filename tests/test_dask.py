@@ -1,6 +1,7 @@
 """`--executor dask` on real clusters of separate processes: a local cluster, and a `dask scheduler` with
 `dask worker`s started as subprocesses, one of which is killed mid-cell."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from adbench.timing import TIMING_METRICS
 from tests.helpers import adbench
@@ -68,8 +70,10 @@ def _start(*command: str) -> subprocess.Popen:
     )
 
 
-def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny_root, tmp_path):
-    scheduler_file = tmp_path / "scheduler.json"
+@contextlib.contextmanager
+def _cluster(folder):
+    """A `dask scheduler` and two `dask worker` processes; yields (address, worker processes)."""
+    scheduler_file = folder / "scheduler.json"
     processes = [
         _start("distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file), "--port", "0")
     ]
@@ -84,6 +88,15 @@ def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny
                     "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"
                 )
             )
+        yield address, processes[1:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny_root, tmp_path):
+    with _cluster(tmp_path) as (address, workers):
         run = subprocess.Popen(
             [sys.executable, "-c", "from adbench.cli import main; main()", "run", *GRID,
              "--data", str(tiny_root), "--out", str(tmp_path), "--name", "cluster",
@@ -94,17 +107,30 @@ def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny
         while not any(cells.glob("*/*/seed*/")) and run.poll() is None:
             time.sleep(0.05)
         assert run.poll() is None, "the run ended before a worker could be killed"
-        os.killpg(processes[1].pid, signal.SIGKILL)  # a worker dies mid-cell, without a goodbye
-        processes[1].wait()
+        os.killpg(workers[0].pid, signal.SIGKILL)  # a worker dies mid-cell, without a goodbye
+        workers[0].wait()
         _, stderr = run.communicate(timeout=600)
         assert run.returncode == 0, stderr
         _assert_same_table(tmp_path / "cluster", sequential)
         manifest = pd.read_json(tmp_path / "cluster" / "manifest.json", typ="series")
         assert manifest["status"] == "finished" and len(manifest["cells"]) == 4
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs workers without CUDA")
+def test_remote_workers_resolve_the_device_themselves(tiny_root, tmp_path):
+    """A CPU-only login node may drive GPU workers: --device cuda is the workers' to accept or refuse."""
+    with _cluster(tmp_path) as (address, _):
+        result = adbench(
+            "run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), "--name", "gpu",
+            "--executor", "dask", "--scheduler", address, "--device", "cuda",
+        )  # fmt: skip
+    # The refusal comes from a worker (these have no GPU either), not from this process before submitting.
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: on Dask worker") and "CUDA is not available" in error, result.stderr
+    assert "Traceback" not in result.stderr
+    manifest = pd.read_json(tmp_path / "gpu" / "manifest.json", typ="series")
+    assert manifest["device"] == "cuda (resolved on each worker)" and manifest["status"].startswith("failed")
 
 
 def test_dask_options_are_checked_before_anything_runs(tiny_root, tmp_path):
