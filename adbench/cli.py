@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adbench.errors import AdbenchError
@@ -190,7 +191,7 @@ def run(
         outcome = _run_grid(_grid_config(flags, config, eval_only))
     _print_tables(outcome.results)
     _print_timing(outcome.results)
-    out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
+    out_console.print(f"results: {escape(str(outcome.run_dir / 'results.csv'))}")
 
 
 def _grid_flags(
@@ -304,7 +305,7 @@ def time_methods(
     )
     outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
     _print_timing(outcome.results)
-    out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
+    out_console.print(f"results: {escape(str(outcome.run_dir / 'results.csv'))}")
 
 
 def _print_timing(results: pd.DataFrame) -> None:
@@ -360,7 +361,7 @@ def evaluate(
         )
     write_atomic(out, lambda tmp: metrics[["category", "metric", "value"]].to_csv(tmp, index=False))
     _print_tables(metrics.assign(method=anomaly_maps.name or str(anomaly_maps)), EVALUATE_METRICS)
-    out_console.print(f"metrics: {out}")
+    out_console.print(f"metrics: {escape(str(out))}")
 
 
 @app.command()
@@ -377,7 +378,7 @@ def report(
     target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
     with err_console.status("writing the report"):
         written = build_report(runs, target)
-    out_console.print(f"report: {written}")
+    out_console.print(f"report: {escape(str(written))}")
 
 
 @app.command()
@@ -396,11 +397,11 @@ def compare(
     results = read_results(run_dir)
     if update:
         write_baseline(baseline, results, [run_dir.name])
-        out_console.print(f"baseline written: {baseline}")
+        out_console.print(f"baseline written: {escape(str(baseline))}")
         return
     failing = regressions(results, read_baseline(baseline), tolerance)
     if failing.empty:
-        out_console.print(f"no regression beyond {tolerance} against {baseline}")
+        out_console.print(f"no regression beyond {tolerance} against {escape(str(baseline))}")
         return
     table = Table("method", "category", "metric", "baseline", "current", "change", title="regressions")
     for row in failing.itertuples():
@@ -428,7 +429,7 @@ def list_methods() -> None:
         try:
             method = load_method(method_name)
         except AdbenchError as error:  # one broken plugin must not hide the others
-            table.add_row(method_name, "[red]unavailable[/]", str(error))
+            table.add_row(method_name, "[red]unavailable[/]", escape(str(error)))
             continue
         table.add_row(method_name, method.inference_kind, f"{method.__module__}.{method.__qualname__}")
     out_console.print(table)
@@ -445,22 +446,22 @@ def data_synth(
     if out.exists():
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose a new --out")
     generate(out, seed)
-    out_console.print(f"synthetic dataset (seed {seed}) written to {out}")
+    out_console.print(f"synthetic dataset (seed {seed}) written to {escape(str(out))}")
 
 
 def main() -> None:
     try:
         app()
     except AdbenchError as error:
-        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as error:
         # A full disk is the user's to fix wherever the write happened (atomic writes already say so).
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         err_console.print(
-            f"[red]error:[/] {error.filename or 'a write'}: {error.strerror}; free some space, then run "
-            "the command again (`adbench run --resume RUN` finishes a run)",
+            f"[red]error:[/] {escape(str(error.filename or 'a write'))}: {error.strerror}; free some space, "
+            "then run the command again (`adbench run --resume RUN` finishes a run)",
             highlight=False,
             soft_wrap=True,
         )

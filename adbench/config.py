@@ -52,6 +52,18 @@ class RunConfig:
             raise AdbenchError("no categories given; pass --categories a,b or --all-categories")
         if not self.seeds:
             raise AdbenchError("no seeds given; pass --seeds, e.g. --seeds 0,1")
+        # A repeated entry would run its cells twice and count them twice in every mean.
+        for option, values in (
+            ("methods", self.methods),
+            ("categories", self.categories or ()),
+            ("seeds", self.seeds),
+        ):
+            repeated = sorted({str(value) for value in values if values.count(value) > 1})
+            if repeated:
+                raise AdbenchError(f"--{option}: {', '.join(repeated)} listed more than once; list each once")
+        out_of_range = [seed for seed in self.seeds if not 0 <= seed < 2**32]
+        if out_of_range:
+            raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
         if self.budget not in BUDGETS:
             raise AdbenchError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
         if self.timing_repeats < 1:

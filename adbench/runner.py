@@ -257,9 +257,14 @@ class _Grid:
                 with _progress(self.console) as progress:
                     for task in tasks:
                         self.record(run_cell(task, progress))
-        except (KeyboardInterrupt, AdbenchError) as error:
+        except BaseException as error:
             # Finished cells are already on disk; say in the manifest why the rest is missing.
-            status = "interrupted" if isinstance(error, KeyboardInterrupt) else f"failed: {error}"
+            if isinstance(error, KeyboardInterrupt):
+                status = "interrupted"
+            elif isinstance(error, AdbenchError):
+                status = f"failed: {error}"
+            else:  # a bug, in a method or here: its traceback follows on the terminal
+                status = f"failed: {type(error).__name__}: {error}"
             # On a full disk this write fails too; the user must see the first error, not this one.
             with contextlib.suppress(AdbenchError):
                 self._finish(status)

@@ -121,6 +121,13 @@ def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
         (["--methods", "l2ae"], "exactly one of --categories a,b and --all-categories"),
         (["--methods", "l2ae", "--all-categories", "--budget", "huge"], "unknown budget 'huge'"),
         (["--methods", "l2ae", "--all-categories", "--seeds", "a"], "expected integers"),
+        (
+            ["--methods", "l2ae", "--all-categories", "--seeds", "-1"],
+            "--seeds -1: seeds must be integers from 0",
+        ),
+        (["--methods", "l2ae,l2ae", "--all-categories"], "--methods: l2ae listed more than once"),
+        (["--methods", "l2ae", "--categories", "pin,sand,pin"], "--categories: pin listed more than once"),
+        (["--methods", "l2ae", "--all-categories", "--seeds", "0,1,0"], "--seeds: 0 listed more than once"),
     ],
 )
 def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
@@ -129,6 +136,43 @@ def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir()), "nothing is created before the inputs are valid"
+
+
+def test_error_lines_keep_their_brackets(dataset_copy, tmp_path):
+    """Errors print through rich; its markup would swallow "[kinds]" and the like."""
+    (dataset_copy / "categories.toml").unlink()
+    result = smoke_run(dataset_copy, tmp_path, "--categories", "pin")
+    assert result.returncode == 2
+    assert f'add `pin = "texture"` (or "object") under [kinds] in {dataset_copy}' in result.stderr, (
+        result.stderr
+    )
+
+
+def test_a_crashing_method_leaves_its_finished_cells_and_says_why_in_the_manifest(
+    tiny_root, tmp_path, monkeypatch
+):
+    """A bug in a method keeps its traceback, but the run folder must not claim to be still running."""
+    from adbench.config import RunConfig
+    from adbench.runner import run
+    from adbench_methods.autoencoder.detector import L2Autoencoder
+
+    fit = L2Autoencoder.fit
+    calls = []
+
+    def fit_then_crash(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom in the second cell")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(L2Autoencoder, "fit", fit_then_crash)
+    config = RunConfig(("l2ae",), ("sand", "pin"), tiny_root, budget="smoke", out=tmp_path, run_name="crash")
+    with pytest.raises(RuntimeError, match="boom in the second cell"):
+        run(config)
+    manifest = json.loads((tmp_path / "crash" / "manifest.json").read_text())
+    assert manifest["status"] == "failed: RuntimeError: boom in the second cell"
+    assert [cell["category"] for cell in manifest["cells"]] == ["sand"]
+    assert set(pd.read_csv(tmp_path / "crash" / "results.csv")["category"]) == {"sand"}
 
 
 def test_bad_data_gives_one_line_naming_the_file(dataset_copy, tmp_path):
