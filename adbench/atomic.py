@@ -25,6 +25,18 @@ def _umask() -> int:
     return current
 
 
+def make_folder(folder: Path) -> None:
+    """`mkdir -p folder`, with the usual mistakes (a file in the way, no permission) as one line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AdbenchError(
+            f"{folder}: not a folder (it, or one above it, is a file); choose another path"
+        ) from None
+    except PermissionError:
+        raise AdbenchError(f"{folder}: permission denied; choose a folder you can write to") from None
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` to fill a temporary file, then move it to `path`."""
     write_atomic_together([(path, write)])
@@ -40,7 +52,7 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
     target = writes[0][0] if writes else Path()
     try:
         for target, write in writes:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(target.parent)
             handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             os.close(handle)
             tmp = Path(tmp_name)

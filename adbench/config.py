@@ -61,6 +61,13 @@ class RunConfig:
             repeated = sorted({str(value) for value in values if values.count(value) > 1})
             if repeated:
                 raise AdbenchError(f"--{option}: {', '.join(repeated)} listed more than once; list each once")
+        if self.run_name is not None and (
+            self.run_name in ("", ".", "..") or Path(self.run_name).name != self.run_name
+        ):
+            raise AdbenchError(
+                f"--name {self.run_name!r}: must be a plain folder name (no '/', not '.' or '..'); "
+                "the run folder is made under --out"
+            )
         out_of_range = [seed for seed in self.seeds if not 0 <= seed < 2**32]
         if out_of_range:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")

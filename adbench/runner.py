@@ -35,7 +35,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adbench.atomic import write_json_atomic, write_text_atomic
+from adbench.atomic import make_folder, write_json_atomic, write_text_atomic
 from adbench.config import RunConfig, checked_params
 from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
@@ -107,7 +107,7 @@ def _precision(device: torch.device, amp: bool) -> torch.autocast:
 
 
 def _new_run_dir(config: RunConfig, started: datetime) -> Path:
-    config.out.mkdir(parents=True, exist_ok=True)
+    make_folder(config.out)
     if config.run_name is not None:
         run_dir = config.out / config.run_name
         try:

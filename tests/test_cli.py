@@ -128,6 +128,11 @@ def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
         (["--methods", "l2ae,l2ae", "--all-categories"], "--methods: l2ae listed more than once"),
         (["--methods", "l2ae", "--categories", "pin,sand,pin"], "--categories: pin listed more than once"),
         (["--methods", "l2ae", "--all-categories", "--seeds", "0,1,0"], "--seeds: 0 listed more than once"),
+        (
+            ["--methods", "l2ae", "--all-categories", "--name", "../elsewhere"],
+            "--name '../elsewhere': must be a plain",
+        ),
+        (["--methods", "l2ae", "--all-categories", "--name", ""], "--name '': must be a plain folder name"),
     ],
 )
 def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
@@ -136,6 +141,17 @@ def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir()), "nothing is created before the inputs are valid"
+
+
+def test_out_under_a_file_is_one_line(tiny_root, tmp_path):
+    (tmp_path / "notes").write_text("keep me")
+    for out in ("notes", "notes/runs"):
+        result = smoke_run(tiny_root, tmp_path / out, "--categories", "pin")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{tmp_path / out}: not a folder (it, or one above it, is a file)" in result.stderr
+    synth = adbench("data", "synth", "--out", str(tmp_path / "notes" / "data"))
+    assert synth.returncode == 2 and f"{tmp_path / 'notes'}: not a folder" in synth.stderr, synth.stderr
+    assert (tmp_path / "notes").read_text() == "keep me"
 
 
 def test_error_lines_keep_their_brackets(dataset_copy, tmp_path):

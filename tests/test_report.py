@@ -186,6 +186,16 @@ def test_report_never_overwrites_and_names_bad_runs(report, tmp_path):
     )
 
 
+def test_runs_holding_the_same_cell_are_not_combined(report, tmp_path):
+    """The same seed twice would be counted as two seeds in every mean ± std."""
+    run_dir, _ = report
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    result = adbench("report", str(run_dir), str(copy), "--out", str(tmp_path / "r.md"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{copy}: " in result.stderr and f"/seed0 is also in {run_dir}" in result.stderr, result.stderr
+    assert not (tmp_path / "r.md").exists()
+
+
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     write_text_atomic(tmp_path / "a.txt", "x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o044, "readable by others, as a plain open() would make it"

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from adbench.atomic import write_text_atomic
+from adbench.atomic import make_folder, write_text_atomic
 from adbench.data.layout import CategoryFiles
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
@@ -180,7 +180,7 @@ def _index(files: CategoryFiles) -> dict[str, list[str]]:
 
 def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str]]) -> None:
     """Write a cache entry folder atomically (built beside it, then renamed)."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(entry.parent)
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
     try:
         np.savez(tmp / "arrays.npz", **arrays)

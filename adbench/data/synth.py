@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from adbench.atomic import make_folder
 from adbench.data.layout import KINDS_FILE
 from adbench.detector import CategoryKind
 
@@ -266,7 +267,7 @@ def generate(out: Path, seed: int = 0, size: SynthSize = SynthSize()) -> Path:
     """
     if out.exists():
         raise FileExistsError(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         for index, category in enumerate(CATEGORIES):

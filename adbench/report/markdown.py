@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from adbench.atomic import write_text_atomic
+from adbench.atomic import make_folder, write_text_atomic
 from adbench.errors import AdbenchError
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.report import plots
@@ -189,16 +189,32 @@ def _category_samples(runs: list[StoredRun]) -> dict[str, dict[str, Samples]]:
     return by_category
 
 
+def _refuse_shared_cells(runs: list[StoredRun]) -> None:
+    """Runs are combined as more methods, categories or seeds; a cell held twice would count twice."""
+    owner: dict[tuple[str, str, int], Path] = {}
+    for run in runs:
+        cells = run.results[["method", "category", "seed"]].drop_duplicates().itertuples(index=False)
+        for method, category, seed in cells:
+            key = (method, category, int(seed))
+            if key in owner:
+                raise AdbenchError(
+                    f"{run.path}: {method}/{category}/seed{seed} is also in {owner[key]}; a report combines "
+                    "runs of different methods, categories or seeds, so pass one of the two"
+                )
+            owner[key] = run.path
+
+
 def build_report(run_dirs: list[Path], out: Path) -> Path:
     """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite."""
     if out.exists():
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
     runs = [load_run(path) for path in run_dirs]
+    _refuse_shared_cells(runs)
     results = pd.concat([run.results for run in runs], ignore_index=True)
     if results.empty:
         raise AdbenchError(f"{run_dirs[0]}: the results table is empty; no cell finished in these runs")
     kinds = inference_kinds(runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     present = set(results["metric"])
     categories = category_order(results)
 
