@@ -238,7 +238,6 @@ def _grid_config(
             "methods",
             "categories",
             "all_categories",
-            "data",
             "kinds",
             "executor",
             "workers",
@@ -247,7 +246,7 @@ def _grid_config(
         if grid_file is not None or grid_options & set(given):
             raise AdbenchError(
                 f"{from_run}: the grid comes from that run; "
-                "drop --config/--methods/--categories/--data/--kinds/--executor"
+                "drop --config/--methods/--categories/--kinds/--executor"
             )
         return RunConfig.for_eval_only(from_run, given | {"score_metrics": score_metrics})
     options = read_grid_file(grid_file) if grid_file is not None else {}

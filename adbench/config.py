@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError
 
@@ -149,7 +150,7 @@ class RunConfig:
             manifest = json.loads(manifest_path.read_text())
             stored = dict(manifest["config"])
             stored |= {
-                "data": manifest["dataset"],
+                "data": _stored_dataset(manifest, run_dir),
                 "out": str(run_dir.parent),
                 "name": run_dir.name,
                 "all_categories": stored["categories"] is None,
@@ -165,19 +166,37 @@ class RunConfig:
         """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder.
 
         `options` (grid-file keys) say how: out, name, device, amp, repeats, score_metrics; those not
-        given take RunConfig's defaults, not the source run's.
+        given take RunConfig's defaults, not the source run's. `data` given scores on that dataset
+        (the source's moved, or another with the same categories) instead of the source run's.
         """
         defaults = {item.name: item.default for item in dataclasses.fields(cls)}
         given = {_FIELD_NAMES.get(key, key): value for key, value in options.items()}
+        source = cls.from_manifest(source_run)
+        if "data" in given:
+            source = dataclasses.replace(source, data=Path(given["data"]))
+        elif source.data is not None and not source.data.is_dir():
+            raise AdbenchError(
+                f"{source_run}: its dataset {source.data} is not there any more; "
+                "pass --data with the dataset's new place"
+            )
         scoring = ("out", "run_name", "device", "amp", "timing_repeats", "score_metrics")
         return dataclasses.replace(
-            cls.from_manifest(source_run),
+            source,
             **{field_name: given.get(field_name, defaults[field_name]) for field_name in scoring},
             eval_only_from=source_run,
             executor="sequential",
             scheduler=None,
             workers=None,
         )
+
+
+def _stored_dataset(manifest: Mapping[str, Any], run_dir: Path) -> str | None:
+    """Where a run's data is: the folder it recorded, or None (regenerate it) for the built-in synthetic
+    dataset, which is byte-identical for its version, if that folder has since gone with the cache."""
+    dataset = Path(manifest["dataset"])
+    if manifest["config"]["data"] is None and not dataset.is_dir() and dataset.name == DEFAULT_DATASET_NAME:
+        return None
+    return str(dataset)
 
 
 # Grid-file keys whose RunConfig field has another name.

@@ -485,6 +485,11 @@ def run(config: RunConfig, console: Console | None = None) -> RunOutcome:
 def resume(run_dir: Path, console: Console | None = None) -> RunOutcome:
     """Finish an interrupted run in its own folder, keeping every cell it finished."""
     config = RunConfig.from_manifest(run_dir)
+    if config.data is not None and not config.data.is_dir():
+        raise AdbenchError(
+            f"{run_dir}: its dataset {config.data} is not there any more; put it back at that path "
+            "(a resumed run goes on with the same data)"
+        )
     return _Grid(config, console or Console(stderr=True), resume=True).execute()
 
 

@@ -248,6 +248,33 @@ def test_eval_only_names_a_missing_checkpoint(tiny_run, tmp_path):
     assert bad.returncode == 2 and "the grid comes from that run; drop --config/--methods" in bad.stderr
 
 
+def test_a_runs_moved_data_is_named_and_eval_only_takes_its_new_place(tiny_run, tiny_root, tmp_path):
+    run_dir, _ = tiny_run
+    moved = Path(shutil.copytree(tiny_root, tmp_path / "data"))
+    source = Path(shutil.copytree(run_dir, tmp_path / "source"))
+    manifest = json.loads((source / "manifest.json").read_text())
+    gone = tmp_path / "gone"
+    manifest["dataset"] = manifest["config"]["data"] = str(gone)
+    (source / "manifest.json").write_text(json.dumps(manifest))
+
+    for command in (
+        ["run", "--eval-only", str(source), "--out", str(tmp_path)],
+        ["run", "--resume", str(source)],
+    ):
+        result = adbench(*command)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{source}: its dataset {gone} is not there any more" in result.stderr, result.stderr
+
+    rescored = adbench(
+        "run", "--eval-only", str(source), "--data", str(moved), "--out", str(tmp_path), "--name", "e"
+    )
+    assert rescored.returncode == 0, rescored.stderr
+    assert json.loads((tmp_path / "e" / "manifest.json").read_text())["dataset"] == str(moved.resolve())
+    pd.testing.assert_frame_equal(
+        _quality(pd.read_csv(tmp_path / "e" / "results.csv")), _quality(pd.read_csv(run_dir / "results.csv"))
+    )
+
+
 def test_time_measures_every_method_and_category_and_compares_iterative_with_single_pass(tiny_root, tmp_path):
     result = adbench(
         "time",

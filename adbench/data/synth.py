@@ -280,10 +280,13 @@ def generate(out: Path, seed: int = 0, size: SynthSize = SynthSize()) -> Path:
     return out
 
 
-def default_dataset(cache_dir: Path, seed: int = 0) -> Path:
-    """The embedded default dataset, generated once into the cache and reused."""
-    root = cache_dir / f"synthetic-v{SYNTH_VERSION}-seed{seed}"
+DEFAULT_DATASET_NAME = f"synthetic-v{SYNTH_VERSION}-seed0"
+
+
+def default_dataset(cache_dir: Path) -> Path:
+    """The embedded default dataset (seed 0), generated once into the cache and reused."""
+    root = cache_dir / DEFAULT_DATASET_NAME
     if not root.is_dir():
         with contextlib.suppress(FileExistsError):  # generated concurrently by another process
-            generate(root, seed)
+            generate(root, 0)
     return root
