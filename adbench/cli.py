@@ -36,8 +36,9 @@ data_app = typer.Typer(help="Datasets: generate the built-in synthetic data.", n
 app.add_typer(data_app, name="data")
 
 # Piped output gets a wide console: a 15-category table squeezed into 80 columns is unreadable.
-out_console = Console() if sys.stdout.isatty() else Console(width=250)
-err_console = Console(stderr=True)
+# No emoji codes: a message holding ":x" (say --device cuda:x) must print as written.
+out_console = Console(emoji=False) if sys.stdout.isatty() else Console(width=250, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 TABLE_METRICS = {
     "image_max_balanced_accuracy": "max balanced accuracy",

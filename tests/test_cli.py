@@ -133,6 +133,7 @@ def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
             "--name '../elsewhere': must be a plain",
         ),
         (["--methods", "l2ae", "--all-categories", "--name", ""], "--name '': must be a plain folder name"),
+        (["--methods", "l2ae", "--all-categories", "--device", "cuda:x"], "--device cuda:x: Invalid device"),
     ],
 )
 def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
