@@ -176,6 +176,7 @@ class _Grid:
         self.config = config
         self.console = console
         self.device = _grid_device(config)
+        make_folder(cache_root())  # an unusable cache must stop the run before its folder exists
         self.root = config.data if config.data is not None else default_dataset(cache_root())
         names = resolve_categories(self.root, config.categories)
         kinds = read_kinds(self.root, names, dict(config.kinds))

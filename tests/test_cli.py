@@ -150,6 +150,13 @@ def test_out_under_a_file_is_one_line(tiny_root, tmp_path):
         result = smoke_run(tiny_root, tmp_path / out, "--categories", "pin")
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert f"{tmp_path / out}: not a folder (it, or one above it, is a file)" in result.stderr
+    cache = tmp_path / "notes" / "cache"
+    blocked = adbench(
+        "run", "--methods", "l2ae", "--budget", "smoke", "--categories", "pin", "--data", str(tiny_root),
+        "--out", str(tmp_path / "runs"), env={"ADBENCH_CACHE_DIR": str(cache)},
+    )  # fmt: skip
+    assert blocked.returncode == 2 and f"{cache}: not a folder" in blocked.stderr, blocked.stderr
+    assert not (tmp_path / "runs").exists(), "no run folder is left behind"
     synth = adbench("data", "synth", "--out", str(tmp_path / "notes" / "data"))
     assert synth.returncode == 2 and f"{tmp_path / 'notes'}: not a folder" in synth.stderr, synth.stderr
     assert (tmp_path / "notes").read_text() == "keep me"
