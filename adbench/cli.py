@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from adbench.errors import AdbenchError
 
@@ -36,8 +37,8 @@ data_app = typer.Typer(help="Datasets: generate the built-in synthetic data.", n
 app.add_typer(data_app, name="data")
 
 # Piped output gets a wide console: a 15-category table squeezed into 80 columns is unreadable.
-# No emoji codes: a message holding ":x" (say --device cuda:x) must print as written.
-out_console = Console(emoji=False) if sys.stdout.isatty() else Console(width=250, emoji=False)
+# Names, paths and messages print as written: no markup ("pin[v2]"), no emoji codes ("cuda:x").
+out_console = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 250)
 err_console = Console(stderr=True, emoji=False)
 
 TABLE_METRICS = {
@@ -192,7 +193,7 @@ def run(
         outcome = _run_grid(_grid_config(flags, config, eval_only))
     _print_tables(outcome.results)
     _print_timing(outcome.results)
-    out_console.print(f"results: {escape(str(outcome.run_dir / 'results.csv'))}")
+    out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
 def _grid_flags(
@@ -305,7 +306,7 @@ def time_methods(
     )
     outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
     _print_timing(outcome.results)
-    out_console.print(f"results: {escape(str(outcome.run_dir / 'results.csv'))}")
+    out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
 def _print_timing(results: pd.DataFrame) -> None:
@@ -361,7 +362,7 @@ def evaluate(
         )
     write_atomic(out, lambda tmp: metrics[["category", "metric", "value"]].to_csv(tmp, index=False))
     _print_tables(metrics.assign(method=anomaly_maps.name or str(anomaly_maps)), EVALUATE_METRICS)
-    out_console.print(f"metrics: {escape(str(out))}")
+    out_console.print(f"metrics: {out}")
 
 
 @app.command()
@@ -378,7 +379,7 @@ def report(
     target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
     with err_console.status("writing the report"):
         written = build_report(runs, target)
-    out_console.print(f"report: {escape(str(written))}")
+    out_console.print(f"report: {written}")
 
 
 @app.command()
@@ -397,11 +398,11 @@ def compare(
     results = read_results(run_dir)
     if update:
         write_baseline(baseline, results, [run_dir.name])
-        out_console.print(f"baseline written: {escape(str(baseline))}")
+        out_console.print(f"baseline written: {baseline}")
         return
     failing = regressions(results, read_baseline(baseline), tolerance)
     if failing.empty:
-        out_console.print(f"no regression beyond {tolerance} against {escape(str(baseline))}")
+        out_console.print(f"no regression beyond {tolerance} against {baseline}")
         return
     table = Table("method", "category", "metric", "baseline", "current", "change", title="regressions")
     for row in failing.itertuples():
@@ -429,7 +430,7 @@ def list_methods() -> None:
         try:
             method = load_method(method_name)
         except AdbenchError as error:  # one broken plugin must not hide the others
-            table.add_row(method_name, "[red]unavailable[/]", escape(str(error)))
+            table.add_row(method_name, Text("unavailable", style="red"), str(error))
             continue
         table.add_row(method_name, method.inference_kind, f"{method.__module__}.{method.__qualname__}")
     out_console.print(table)
@@ -446,7 +447,7 @@ def data_synth(
     if out.exists():
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose a new --out")
     generate(out, seed)
-    out_console.print(f"synthetic dataset (seed {seed}) written to {escape(str(out))}")
+    out_console.print(f"synthetic dataset (seed {seed}) written to {out}")
 
 
 def main() -> None:

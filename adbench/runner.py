@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adbench.atomic import make_folder, write_json_atomic, write_text_atomic
@@ -142,7 +143,7 @@ def _progress(console: Console) -> Iterator[Progress]:
 
 
 def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progress, label: str) -> Scores:
-    task = progress.add_task(f"score {label}", total=len(images), status="")
+    task = progress.add_task(f"score {escape(label)}", total=len(images), status="")
     parts = []
     for chunk in images.split(SCORE_CHUNK):
         parts.append(detector.score(CategoryTensors.as_float(chunk)))
@@ -242,7 +243,9 @@ class _Grid:
             for method in self.methods.values():
                 for seed in self.config.seeds:
                     if (method.name, category_name, seed) in self.finished:
-                        self.console.print(f"[blue]kept[/] {method.name}/{category_name}/seed{seed}")
+                        self.console.print(
+                            f"[blue]kept[/] {escape(f'{method.name}/{category_name}/seed{seed}')}"
+                        )
                         continue
                     tasks.append(CellTask(self.config, self.run_dir, method.name, files, category, seed))
         return tasks
@@ -353,7 +356,9 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             )
         detector = load_method(task.method).load(checkpoint, device=device)
 
-    decode_task = progress.add_task(f"decode {task.files.name}", total=len(task.files.all_paths()), status="")
+    decode_task = progress.add_task(
+        f"decode {escape(task.files.name)}", total=len(task.files.all_paths()), status=""
+    )
     tensors = load_category(task.files, category, detector.input_spec, lambda: progress.advance(decode_task))
     progress.remove_task(decode_task)
     tensors = tensors.on(device)  # once per cell; the detectors' own .to(device) calls are then free
@@ -409,7 +414,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
     }
     headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
     summary = (
-        f"[green]done[/] {label}: "
+        f"[green]done[/] {escape(label)}: "
         + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
         + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
         + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
@@ -428,7 +433,7 @@ def _fit(
     """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return seconds."""
     losses: list[dict[str, float]] = []
     steps = detector.training_steps(budget, len(tensors.train))
-    task = progress.add_task(f"fit {label}", total=steps, status="")
+    task = progress.add_task(f"fit {escape(label)}", total=steps, status="")
 
     def on_step(step: int, step_losses: Mapping[str, float]) -> None:
         losses.append({"step": step, **step_losses})

@@ -162,14 +162,20 @@ def test_out_under_a_file_is_one_line(tiny_root, tmp_path):
     assert (tmp_path / "notes").read_text() == "keep me"
 
 
-def test_error_lines_keep_their_brackets(dataset_copy, tmp_path):
-    """Errors print through rich; its markup would swallow "[kinds]" and the like."""
+def test_names_and_messages_keep_their_brackets(dataset_copy, tmp_path):
+    """Output goes through rich, whose markup would swallow "[kinds]" or a category named "pin[v2]"."""
+    (dataset_copy / "pin").rename(dataset_copy / "pin[v2]")
     (dataset_copy / "categories.toml").unlink()
-    result = smoke_run(dataset_copy, tmp_path, "--categories", "pin")
+    result = smoke_run(dataset_copy, tmp_path, "--categories", "pin[v2]")
     assert result.returncode == 2
-    assert f'add `pin = "texture"` (or "object") under [kinds] in {dataset_copy}' in result.stderr, (
+    assert f'add `"pin[v2]" = "texture"` (or "object") under [kinds] in {dataset_copy}' in result.stderr, (
         result.stderr
     )
+    (dataset_copy / "categories.toml").write_text('[kinds]\n"pin[v2]" = "object"\n')
+    result = smoke_run(dataset_copy, tmp_path, "--categories", "pin[v2]", "--name", "brackets")
+    assert result.returncode == 0, result.stderr
+    assert "done l2ae/pin[v2]/seed0: image_auroc" in result.stderr
+    assert "┃ method ┃ pin[v2] ┃" in result.stdout, result.stdout
 
 
 def test_a_crashing_method_leaves_its_finished_cells_and_says_why_in_the_manifest(

@@ -13,6 +13,8 @@ This module only looks at names and folders; decoding and checking pixels is the
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,8 +106,9 @@ def read_kinds(
         kind = declared.get(name, mvtec.KINDS.get(name))
         if kind not in ("texture", "object"):
             source = f"{kinds_file} says {kind!r}" if kind else "its kind is not declared"
+            key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)  # a TOML key
             raise AdbenchError(
-                f'{root / name}: {source}; add `{name} = "texture"` (or "object") under [kinds] in '
+                f'{root / name}: {source}; add `{key} = "texture"` (or "object") under [kinds] in '
                 f"{kinds_file}, or pass --kinds {name}=texture"
             )
         kinds[name] = kind
