@@ -1,5 +1,5 @@
 """`--executor dask` on real clusters of separate processes: a local cluster, and a `dask scheduler` with
-`dask worker`s started as subprocesses, one of which is killed mid-cell."""
+`dask worker`s started as subprocesses (one killed mid-cell; the workers resolving --device themselves)."""
 
 import contextlib
 import os
