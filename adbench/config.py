@@ -150,7 +150,7 @@ class RunConfig:
             manifest = json.loads(manifest_path.read_text())
             stored = dict(manifest["config"])
             stored |= {
-                "data": _stored_dataset(manifest, run_dir),
+                "data": _stored_dataset(manifest),
                 "out": str(run_dir.parent),
                 "name": run_dir.name,
                 "all_categories": stored["categories"] is None,
@@ -190,7 +190,7 @@ class RunConfig:
         )
 
 
-def _stored_dataset(manifest: Mapping[str, Any], run_dir: Path) -> str | None:
+def _stored_dataset(manifest: Mapping[str, Any]) -> str | None:
     """Where a run's data is: the folder it recorded, or None (regenerate it) for the built-in synthetic
     dataset, which is byte-identical for its version, if that folder has since gone with the cache."""
     dataset = Path(manifest["dataset"])

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import read_category
 from adbench.detector import Detector, TrainingBudget
 from adbench.metrics.image import image_auroc
+from adbench.timing import TIMING_METRICS
 
 
 def smoke_auroc(
@@ -30,6 +32,12 @@ def smoke_auroc(
     return image_auroc(
         tensors.test_labels, detector.score(CategoryTensors.as_float(tensors.test)).image_scores
     )
+
+
+def quality_rows(run_dir: Path) -> pd.DataFrame:
+    """A run's results table without the timings (which vary between runs) and the run id, in its order."""
+    results = pd.read_csv(run_dir / "results.csv")
+    return results[~results.metric.isin(TIMING_METRICS)].drop(columns="run_id").reset_index(drop=True)
 
 
 def adbench(

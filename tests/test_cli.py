@@ -15,7 +15,7 @@ import pytest
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.results import COLUMNS
 from adbench.timing import FIT_SECONDS, TIMING_METRICS
-from tests.helpers import adbench
+from tests.helpers import adbench, quality_rows
 
 
 def smoke_run(data, out, *args):
@@ -284,9 +284,7 @@ def test_a_runs_moved_data_is_named_and_eval_only_takes_its_new_place(tiny_run, 
     )
     assert rescored.returncode == 0, rescored.stderr
     assert json.loads((tmp_path / "e" / "manifest.json").read_text())["dataset"] == str(moved.resolve())
-    pd.testing.assert_frame_equal(
-        _quality(pd.read_csv(tmp_path / "e" / "results.csv")), _quality(pd.read_csv(run_dir / "results.csv"))
-    )
+    pd.testing.assert_frame_equal(_quality(tmp_path / "e"), _quality(run_dir))
 
 
 def test_time_measures_every_method_and_category_and_compares_iterative_with_single_pass(tiny_root, tmp_path):
@@ -327,8 +325,9 @@ def test_time_from_an_earlier_run_loads_its_checkpoints(tiny_run, tmp_path):
     assert len(results) == 4 * 3
 
 
-def _quality(results: pd.DataFrame) -> pd.DataFrame:
-    kept = results[~results.metric.isin(TIMING_METRICS)].drop(columns="run_id")
+def _quality(run_dir: Path) -> pd.DataFrame:
+    """`quality_rows` in a fixed order: a resumed run records its cells in another order."""
+    kept = quality_rows(run_dir)
     return kept.sort_values(["category", "method", "seed", "metric"]).reset_index(drop=True)
 
 
@@ -349,8 +348,8 @@ def test_resume_keeps_finished_cells_and_redoes_the_inconsistent_ones(tiny_run, 
     assert result.returncode == 0, result.stderr
     assert "kept l2ae/sand/seed0" in result.stderr and "kept l2ae/weave/seed0" in result.stderr
     assert "kept l2ae/pin" not in result.stderr and "kept l2ae/washer" not in result.stderr
+    pd.testing.assert_frame_equal(_quality(copy), _quality(run_dir))
     resumed = pd.read_csv(copy / "results.csv")
-    pd.testing.assert_frame_equal(_quality(resumed), _quality(pd.read_csv(run_dir / "results.csv")))
     assert not resumed.duplicated(["method", "category", "seed", "metric"]).any()
     after = json.loads(manifest_path.read_text())
     assert after["status"] == "finished" and len(after["cells"]) == 4 and len(after["resumed_at"]) == 1
@@ -376,8 +375,7 @@ def test_a_run_killed_mid_grid_and_resumed_gives_the_uninterrupted_results(tiny_
     result = adbench("run", "--resume", str(tmp_path / "killed"))
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("kept l2ae/") == cells_before
-    resumed = pd.read_csv(tmp_path / "killed" / "results.csv")
-    pd.testing.assert_frame_equal(_quality(resumed), _quality(pd.read_csv(run_dir / "results.csv")))
+    pd.testing.assert_frame_equal(_quality(tmp_path / "killed"), _quality(run_dir))
 
 
 def test_resume_refuses_grid_options_and_folders_that_are_not_runs(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from adbench.config import RunConfig, read_grid_file
 from adbench.errors import AdbenchError
-from tests.helpers import adbench
+from tests.helpers import adbench, quality_rows
 
 GRID = """
 methods = ["cbigan"]
@@ -21,14 +21,6 @@ device = "auto"
 alpha = 0.002
 score_lambda = 0.25
 """
-
-
-def _quality(run_dir):
-    results = pd.read_csv(run_dir / "results.csv")
-    quality = results[
-        ~results.metric.isin(["fit_s", "infer_ms_per_image", "infer_ms_per_image_p95", "infer_images_per_s"])
-    ]
-    return quality.drop(columns="run_id").reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def test_the_manifest_reproduces_the_run(grid_run, tmp_path):
     again = adbench("run", "--config", str(grid_run / "manifest.json"), "--out", str(tmp_path))
     assert again.returncode == 0, again.stderr
     (reproduced,) = [path for path in tmp_path.iterdir() if path.is_dir()]
-    pd.testing.assert_frame_equal(_quality(reproduced), _quality(grid_run))
+    pd.testing.assert_frame_equal(quality_rows(reproduced), quality_rows(grid_run))
     first = json.loads((grid_run / "manifest.json").read_text())["config"]
     second = json.loads((reproduced / "manifest.json").read_text())["config"]
     assert {k: v for k, v in first.items() if k not in ("name", "out")} == {

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from adbench.timing import TIMING_METRICS
-from tests.helpers import adbench
+from tests.helpers import adbench, quality_rows
 
 pytest.importorskip("distributed")
 
@@ -31,14 +30,9 @@ GRID = (
 )
 
 
-def _quality(run_dir):
-    results = pd.read_csv(run_dir / "results.csv")
-    return results[~results.metric.isin(TIMING_METRICS)].drop(columns="run_id").reset_index(drop=True)
-
-
 def _assert_same_table(run_dir, reference_dir):
     """Same rows in the same order; values equal up to float summation order (workers run one thread)."""
-    ours, reference = _quality(run_dir), _quality(reference_dir)
+    ours, reference = quality_rows(run_dir), quality_rows(reference_dir)
     pd.testing.assert_frame_equal(ours.drop(columns="value"), reference.drop(columns="value"))
     assert (ours["value"] - reference["value"]).abs().max() < 1e-4
 
