@@ -55,6 +55,14 @@ from adbench.results import (
     write_results,
 )
 from adbench.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
+from adbench.sensitivity import (
+    COLLAPSE_THRESHOLD,
+    COLLAPSE_WARNING,
+    INPUT_SENSITIVITY,
+    MAX_IMAGES,
+    input_sensitivity,
+    is_collapsed,
+)
 from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -382,6 +390,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             metrics = {}
         latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
     metrics |= timing_metrics(fit_seconds, latency, len(tensors.test), score_seconds)
+    collapsed = is_collapsed(metrics.get(INPUT_SENSITIVITY, float("nan")))
     evaluate_seconds = time.perf_counter() - evaluate_started
 
     rows = [
@@ -410,6 +419,8 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
         "evaluate_seconds": round(evaluate_seconds, 3),
         "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
+        "input_sensitivity": metrics.get(INPUT_SENSITIVITY),
+        "warnings": [COLLAPSE_WARNING] if collapsed else [],
         "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
     }
     headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
@@ -418,6 +429,12 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
         + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
         + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
+        + (
+            f" [bold red]warning: {COLLAPSE_WARNING}[/] "
+            f"({INPUT_SENSITIVITY} {metrics[INPUT_SENSITIVITY]:.2g} < {COLLAPSE_THRESHOLD})"
+            if collapsed
+            else ""
+        )
     )
     return CellOutcome(rows, entry, summary)
 
@@ -469,6 +486,10 @@ def _evaluate(
     write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
     _keep_samples(detector, tensors, scores, cell_dir)
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
+    # Defect-free images only, validation first; training images top up a small validation split.
+    metrics[INPUT_SENSITIVITY] = input_sensitivity(
+        detector, CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
+    )
     if scores.anomaly_maps is None:
         return metrics, None, score_seconds
     # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).

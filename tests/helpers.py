@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,20 +20,31 @@ from adbench.metrics.image import image_auroc
 from adbench.timing import TIMING_METRICS
 
 
+def smoke_fit(
+    method: type[Detector], root: Path, name: str, kind: str, steps: int, batch_size: int = 8, **params: Any
+) -> tuple[Detector, CategoryTensors]:
+    """A detector after `steps` seeded steps at the smoke parameters (`params` replaced), and its data."""
+    files = read_category(root, name, kind)
+    category = describe(files)
+    torch.manual_seed(0)
+    detector = method(dataclasses.replace(method.default_params(category, "smoke"), **params))
+    tensors = load_category(files, category, detector.input_spec)
+    if steps:
+        detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, batch_size))
+    return detector, tensors
+
+
+def auroc_on_test_set(detector: Detector, tensors: CategoryTensors) -> float:
+    return image_auroc(
+        tensors.test_labels, detector.score(CategoryTensors.as_float(tensors.test)).image_scores
+    )
+
+
 def smoke_auroc(
     method: type[Detector], root: Path, name: str, kind: str, steps: int, batch_size: int = 8
 ) -> float:
     """Image AUROC on the test set of `name` after `steps` seeded steps at the smoke parameters."""
-    files = read_category(root, name, kind)
-    category = describe(files)
-    torch.manual_seed(0)
-    detector = method(method.default_params(category, "smoke"))
-    tensors = load_category(files, category, detector.input_spec)
-    if steps:
-        detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, batch_size))
-    return image_auroc(
-        tensors.test_labels, detector.score(CategoryTensors.as_float(tensors.test)).image_scores
-    )
+    return auroc_on_test_set(*smoke_fit(method, root, name, kind, steps, batch_size))
 
 
 def quality_rows(run_dir: Path) -> pd.DataFrame:

@@ -11,6 +11,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "threshold_tpr": True,
     "threshold_tnr": True,
     "pixel_iou": True,
+    # How much reconstructions (or maps) depend on the input: adbench.sensitivity; near 0 = collapsed.
+    "input_sensitivity": True,
     "fit_s": False,
     "infer_ms_per_image": False,
     "infer_ms_per_image_p95": False,

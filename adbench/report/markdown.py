@@ -24,6 +24,7 @@ from adbench.report.paper import paper_rows
 from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
+from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY, is_collapsed
 from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, iterative_cost
 
 QUALITY_TABLES = {
@@ -42,6 +43,8 @@ TIMING_TABLES = {
     FIT_SECONDS: "Training time (s)",
 }
 GROUP_ORDER = ("single-pass", "iterative")
+# Beside a value whose cell failed the input-sensitivity check.
+COLLAPSE_MARK = "⚠"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
     higher = HIGHER_IS_BETTER.get(metric, True)
     best = mean.max() if higher else mean.min()
     columns = list(mean.columns)
+    collapsed = collapsed_cells(results)
     lines = [
         "| method | inference | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
         "|---|---|" + "---:|" * len(columns),
@@ -124,12 +128,25 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
                 text += f" ± {_format(std.at[method, column], metric)}"
             if not math.isnan(value) and value == best[column]:
                 text = f"**{text}**"
+            if (method, column) in collapsed:
+                text += f" {COLLAPSE_MARK}"
             cells.append(text)
         lines.append(f"| {method} | {groups[method]} | " + " | ".join(cells) + " |")
     paper = paper_rows(metric, ordered, [c for c in columns if c not in MEAN_COLUMNS])
     for name, row in paper.iterrows():
         lines.append(f"| {name} | published | " + " | ".join(_format(row[c], metric) for c in columns) + " |")
+    if any(method in ordered for method, _ in collapsed):
+        note = (
+            f"{COLLAPSE_MARK} {COLLAPSE_WARNING} ({INPUT_SENSITIVITY} below {COLLAPSE_THRESHOLD} in a seed)"
+        )
+        lines += ["", note]
     return "\n".join(lines)
+
+
+def collapsed_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
+    """(method, category) pairs with a seed whose output did not depend on its input (adbench.sensitivity)."""
+    rows = results[results["metric"] == INPUT_SENSITIVITY]
+    return {(row.method, row.category) for row in rows.itertuples() if is_collapsed(float(row.value))}
 
 
 def _provenance(run: StoredRun) -> str:

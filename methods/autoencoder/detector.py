@@ -9,7 +9,10 @@ Protocol (MVTec AD §4.1.2, §4.2):
 - Anomaly map: per-pixel squared L2 distance between input and reconstruction, summed over channels.
   Image score: the maximum of the map.
 - Adam lr 2e-4, weight decay 1e-5. The paper trains 200 epochs of 10,000 patches in batches of 128
-  (the `paper` budget). `default` trains a few hundred steps so that a CPU finishes in minutes, with
+  (the `paper` budget: 200 × ⌈10,000 / 128⌉ = 15,800 steps, common/schedule.py). The loss is the
+  per-image sum over pixels averaged over the batch, and the network starts He-initialised
+  (networks.py): with a per-pixel mean and torch's default start, these settings rebuilt every input
+  into one template image. `default` trains a few hundred steps so that a CPU finishes in minutes, with
   lr 1e-3 because at 2e-4 such a short schedule leaves the reconstructions blurry; `smoke` also shrinks
   the images (objects 64 px whole, textures 128 px in 64 px patches).
 """
@@ -34,9 +37,8 @@ from adbench.detector import (
 from adbench_methods.autoencoder.networks import ConvAutoencoder
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import reconstruct_tiled, score_tiled
+from adbench_methods.common.schedule import paper_steps
 
-# Patches per category that the paper's 200 epochs run over (MVTec AD §4.2).
-_PAPER_PATCHES = 10_000
 _PAPER_EPOCHS = 200
 
 
@@ -54,6 +56,17 @@ class AutoencoderParams:
     learning_rate: float = 2e-4
     weight_decay: float = 1e-5
     score_batch_size: int = 64  # patches per forward pass when scoring
+    sigmoid_output: bool = False  # the decoder ends in a sigmoid (ssimae) instead of a linear layer
+
+
+def per_image_sum(pixel_losses: torch.Tensor) -> torch.Tensor:
+    """(B, ...) per-pixel losses -> their per-image sums averaged over the batch.
+
+    Not the mean over pixels: Adam's update does not depend on the loss's scale, but its ε and the
+    weight-decay term (1e-5·w, added to the gradient) do, and a mean over a 256² image divides the
+    gradients by 65,536, which put them below both at initialisation.
+    """
+    return pixel_losses.flatten(1).sum(1).mean()
 
 
 class L2Autoencoder(Detector):
@@ -64,7 +77,7 @@ class L2Autoencoder(Detector):
     def __init__(self, params: AutoencoderParams, device: str | torch.device = "cpu") -> None:
         super().__init__(params, device)
         self.network = ConvAutoencoder(
-            params.channels, params.patch_size, params.latent_dim, params.extra_layer
+            params.channels, params.patch_size, params.latent_dim, params.extra_layer, params.sigmoid_output
         ).to(self.device)
 
     @classmethod
@@ -100,7 +113,7 @@ class L2Autoencoder(Detector):
     @classmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
         if budget == "paper":
-            return TrainingBudget(steps=_PAPER_EPOCHS * _PAPER_PATCHES // 128, batch_size=128)
+            return TrainingBudget(steps=paper_steps(_PAPER_EPOCHS, 128), batch_size=128)
         if budget == "default":
             return TrainingBudget(steps=300 if category.kind == "texture" else 150, batch_size=16)
         return TrainingBudget(steps=40, batch_size=8)
@@ -114,7 +127,8 @@ class L2Autoencoder(Detector):
         return AugmentPolicy(p.patch_size, p.min_angle_deg, p.max_angle_deg, p.max_shift)
 
     def reconstruction_loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.mean((reconstruction - target) ** 2)
+        """Per-image sum over pixels and channels, averaged over the batch (Bergmann et al.'s reduction)."""
+        return per_image_sum(self.anomaly_map(reconstruction, target))
 
     def anomaly_map(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pairs -> (B, H, W) per-pixel anomaly."""

@@ -1,7 +1,10 @@
 """An example third-party method for adbench: each pixel of the defect-free images as a Gaussian.
 
 The anomaly map is the per-pixel z-score |x − mean| / std averaged over channels, the image score its
-maximum. `fit` streams the images in batches, one batch per step, accumulating the moments.
+maximum. `fit` streams the images in batches, one batch per step, accumulating the moments. It has no
+`reconstruct`: its mean image is the same for every input, not a reconstruction of it (adbench's
+input-sensitivity check would rightly call such a "reconstruction" collapsed), so adbench measures
+that check on its maps.
 """
 
 from __future__ import annotations
@@ -71,9 +74,6 @@ class PixelGaussian(Detector):
     def score(self, images: torch.Tensor) -> Scores:
         maps = self._maps(images)
         return Scores(maps.flatten(1).amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
-
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        return self.mean.expand_as(images).cpu()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean, "std": self.std}

@@ -1,0 +1,135 @@
+"""The input-sensitivity check: a detector whose output ignores its input is measured and flagged."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pytest
+import torch
+from rich.console import Console
+
+from adbench import runner
+from adbench.config import RunConfig
+from adbench.detector import BudgetName, CategorySpec, Detector, InputSpec, Scores, TrainingBudget
+from adbench.registry import load_method
+from adbench.report.markdown import COLLAPSE_MARK, build_report
+from adbench.sensitivity import COLLAPSE_WARNING, INPUT_SENSITIVITY, input_sensitivity, is_collapsed
+from adbench_methods.autoencoder.detector import L2Autoencoder
+
+
+@dataclass(frozen=True)
+class _TemplateParams:
+    channels: int
+    image_size: int
+
+
+class TemplateDetector(Detector):
+    """Reconstructs every input into the same grey image: the collapse the check exists for."""
+
+    name = "template"
+    inference_kind = "single-pass"
+    Params = _TemplateParams
+
+    @classmethod
+    def default_params(cls, category: CategorySpec, budget: BudgetName) -> _TemplateParams:
+        return _TemplateParams(category.channels, 32)
+
+    @classmethod
+    def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
+        return TrainingBudget(steps=1, batch_size=1)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.params.image_size, self.params.channels)
+
+    def fit(self, images, budget, on_step=None) -> None:
+        if on_step is not None:
+            on_step(0, {"loss": 0.0})
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(images, 0.5)
+
+    def score(self, images: torch.Tensor) -> Scores:
+        maps = (images - 0.5).pow(2).sum(dim=1)  # the distance to the template: it still finds defects
+        return Scores(maps.flatten(1).amax(dim=1).double().numpy(), maps.numpy())
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"template": torch.full((1,), 0.5)}
+
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        pass
+
+
+def test_sensitivity_is_one_for_identity_and_zero_for_a_template():
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    template = TemplateDetector(_TemplateParams(3, 16))
+    assert input_sensitivity(template, images) == 0.0 and is_collapsed(0.0)
+
+    class Identity(TemplateDetector):
+        def reconstruct(self, images):
+            return images
+
+    assert input_sensitivity(Identity(_TemplateParams(3, 16)), images) == pytest.approx(1.0)
+
+    # Halving every difference halves the figure: reconstructions x/2 + 0.25.
+    class Half(TemplateDetector):
+        def reconstruct(self, images):
+            return images / 2 + 0.25
+
+    assert input_sensitivity(Half(_TemplateParams(3, 16)), images) == pytest.approx(0.5)
+    assert not is_collapsed(float("nan")), "an unmeasurable cell is not called collapsed"
+
+
+def test_a_template_detector_is_flagged_in_the_line_the_manifest_and_the_report(
+    tiny_root, tmp_path, monkeypatch
+):
+    def methods(name: str) -> type[Detector]:
+        return TemplateDetector if name == "template" else load_method(name)
+
+    monkeypatch.setattr(runner, "load_method", methods)
+    printed = io.StringIO()
+    config = RunConfig(
+        methods=("template", "l2ae"),
+        categories=("pin",),
+        data=tiny_root,
+        budget="smoke",
+        out=tmp_path,
+        run_name="r",
+        timing_repeats=1,
+    )
+    outcome = runner.run(config, Console(file=printed, width=300))
+    lines = {line.split(":")[0]: line for line in printed.getvalue().splitlines() if line.startswith("done")}
+    assert COLLAPSE_WARNING in lines["done template/pin/seed0"]
+    assert COLLAPSE_WARNING not in lines["done l2ae/pin/seed0"], "the trained autoencoder follows its input"
+
+    cells = {
+        cell["method"]: cell for cell in json.loads((outcome.run_dir / "manifest.json").read_text())["cells"]
+    }
+    assert (
+        cells["template"]["warnings"] == [COLLAPSE_WARNING] and cells["template"]["input_sensitivity"] == 0.0
+    )
+    assert cells["l2ae"]["warnings"] == [] and cells["l2ae"]["input_sensitivity"] > 0.2
+    stored = outcome.results[outcome.results.metric == INPUT_SENSITIVITY].set_index("method")["value"]
+    assert stored["template"] == 0.0 and stored["l2ae"] == cells["l2ae"]["input_sensitivity"]
+
+    report = build_report([outcome.run_dir], tmp_path / "report.md").read_text()
+    auroc_rows = [line for line in report.splitlines() if line.startswith("| template |")]
+    assert auroc_rows and all(COLLAPSE_MARK in row for row in auroc_rows)
+    assert not any(COLLAPSE_MARK in line for line in report.splitlines() if line.startswith("| l2ae |"))
+    assert COLLAPSE_WARNING in report
+
+
+def test_autoencoder_signal_reaches_the_latent_at_initialisation():
+    """The collapse's cause: at torch's default initialisation the latent barely moved with the input."""
+    torch.manual_seed(0)
+    category = CategorySpec("bottle", "object", 3)
+    detector = L2Autoencoder(L2Autoencoder.default_params(category, "paper"))
+    images = torch.rand(4, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        latents = detector.network.encoder(images).flatten(1)
+        reconstructions = detector.network(images)
+    assert latents.std(dim=0).mean() > 0.05, "the latent must vary with the input"
+    assert reconstructions.std(dim=0).mean() > 0.02, "so must the reconstruction"
