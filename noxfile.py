@@ -26,7 +26,23 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The correctness suite (benchmarks excluded)."""
     _install(session, "[test]")
-    session.run("pytest", "tests", "--ignore=tests/benchmarks", "-p", "no:cacheprovider", *session.posargs)
+    session.run(
+        "pytest",
+        "tests",
+        "--ignore=tests/benchmarks",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Checks that train at the default budget (about an hour on 2 CPU cores); not part of CI."""
+    _install(session, "[test]")
+    session.run("pytest", "tests", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -175,10 +175,40 @@ def run(
         Path | None,
         typer.Option(help="Finish an interrupted run in its folder: keep its finished cells, redo the rest."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Resolve the grid and print every cell's plan (params, steps, sizes, departures from the "
+            "papers); train nothing, write nothing.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --dry-run: one JSON object per cell on stdout.")
+    ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="With --dry-run: time a few training steps and scored images per method and category on "
+            "--device, and print each cell's and the grid's estimated duration.",
+        ),
+    ] = False,
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
     from adbench.runner import resume as resume_grid
 
+    if (as_json or estimate) and not dry_run:
+        raise AdbenchError("--json and --estimate belong to --dry-run")
+    if dry_run:
+        if resume is not None or eval_only is not None:
+            raise AdbenchError("--dry-run plans a new grid; drop --resume/--eval-only")
+        flags = _grid_flags(
+            methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
+        )
+        flags |= {"executor": executor, "scheduler": scheduler, "workers": workers}
+        _print_plan(_grid_config(flags, config, None), as_json, estimate)
+        return
     if resume is not None:
         if methods or categories or all_categories or data or kinds or eval_only or name or config:
             raise AdbenchError(
@@ -324,6 +354,57 @@ def _print_timing(results: pd.DataFrame) -> None:
             f"{row.category}: {row.method} (iterative) takes {row.ratio:,.1f}× the time per image of "
             f"{row.versus}, the fastest single-pass method"
         )
+
+
+def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
+    """The dry run's output: a table of the cells and the departures from the papers, or JSON lines."""
+    import json
+
+    from adbench.plan import plan_grid
+
+    cells = plan_grid(config, estimate)
+    if as_json:
+        for cell in cells:
+            sys.stdout.write(json.dumps(cell.to_json()) + "\n")
+        return
+    table = Table(
+        title=f"plan: {len(cells)} cells at the {config.budget} budget (nothing trained or written)"
+    )
+    for column in ("method", "category", "kind", "seed", "steps", "batch", "image", "patch", "lr"):
+        table.add_column(column, justify="left" if column in ("method", "category", "kind") else "right")
+    if estimate:
+        table.add_column("estimate", justify="right")
+    for cell in cells:
+        row = [cell.method, cell.category, cell.category_kind, str(cell.seed), f"{cell.steps:,}"]
+        row += [str(cell.batch_size), str(cell.image_size), str(cell.patch_size or "—")]
+        row.append(f"{cell.params['learning_rate']:g}" if "learning_rate" in cell.params else "—")
+        if estimate:
+            row.append(_duration(cell.estimated_seconds or 0.0))
+        table.add_row(*row)
+    out_console.print(table)
+    out_console.print(f"departures from the papers at the {config.budget} budget:")
+    shown: set[tuple[str, str]] = set()
+    for cell in cells:
+        for departure in cell.departures:
+            if (cell.method, departure) not in shown:
+                shown.add((cell.method, departure))
+                applies = {c.category for c in cells if c.method == cell.method and departure in c.departures}
+                every = applies == {c.category for c in cells}
+                where = "all categories" if every else ", ".join(sorted(applies))
+                out_console.print(f"- {cell.method} ({where}): {departure}")
+    if not shown:
+        out_console.print("- none declared")
+    if estimate:
+        total = sum(cell.estimated_seconds or 0.0 for cell in cells)
+        out_console.print(f"estimated duration of the grid on {config.device}: {_duration(total)}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS) -> None:

@@ -54,7 +54,7 @@ class InputSpec:
     """The tensors a detector expects; the harness resizes and caches images to match."""
 
     image_size: int  # side of the square image, pixels
-    channels: int  # 1 or 3; colour images are converted to grayscale when 1
+    channels: int  # 1 or 3; colour images are converted to grayscale when 1, grayscale to RGB when 3
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,12 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
         """The training schedule for `category` at the named budget."""
+
+    @classmethod
+    def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
+        """Where the method at this budget departs from its paper, each with its reason (one sentence
+        each); shown by `adbench run --dry-run`. Empty when it follows the paper, or declares nothing."""
+        return ()
 
     def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
         """Optimiser steps `fit` takes on `train_images` images; an epoch is one pass over the images.

@@ -178,6 +178,33 @@ def _grid_device(config: RunConfig) -> str:
     return str(resolve_device(config.device))
 
 
+@dataclass(frozen=True)
+class ResolvedGrid:
+    """What a config names, found and checked: the data's root, the method classes, each category's files."""
+
+    root: Path
+    methods: dict[str, type[Detector]]
+    files: dict[str, CategoryFiles]  # in grid order (textures first)
+
+
+def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
+    """Everything that can fail before training, checked: the cache, the data, the methods, every
+    method's parameter overrides for every category. A `dry_run` writes nothing, except the built-in
+    synthetic dataset into the cache when it is used and not there yet."""
+    if not dry_run or config.data is None:
+        make_folder(cache_root())  # an unusable cache must stop the run before its folder exists
+    root = config.data if config.data is not None else default_dataset(cache_root())
+    names = resolve_categories(root, config.categories)
+    kinds = read_kinds(root, names, dict(config.kinds))
+    methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
+    files = {name: read_category(root, name, kinds[name]) for name in order_categories(names, kinds)}
+    for name, overrides in config.method_params.items():  # names and types, before any training
+        for category_files in files.values():
+            category = describe(category_files, remember=not dry_run)
+            checked_params(name, methods[name].default_params(category, config.budget), overrides)
+    return ResolvedGrid(root, methods, files)
+
+
 class _Grid:
     """The state of one run while it executes: its folder, manifest and accumulated rows."""
 
@@ -185,19 +212,8 @@ class _Grid:
         self.config = config
         self.console = console
         self.device = _grid_device(config)
-        make_folder(cache_root())  # an unusable cache must stop the run before its folder exists
-        self.root = config.data if config.data is not None else default_dataset(cache_root())
-        names = resolve_categories(self.root, config.categories)
-        kinds = read_kinds(self.root, names, dict(config.kinds))
-        self.methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
-        self.files: dict[str, CategoryFiles] = {
-            name: read_category(self.root, name, kinds[name]) for name in order_categories(names, kinds)
-        }
-        for name, overrides in config.method_params.items():  # names and types, before any training
-            for files in self.files.values():
-                checked_params(
-                    name, self.methods[name].default_params(describe(files), config.budget), overrides
-                )
+        grid = resolve_grid(config)
+        self.root, self.methods, self.files = grid.root, grid.methods, grid.files
         self.started = datetime.now(UTC)
         self.finished: set[tuple[str, str, int]] = set()
         if resume:
@@ -331,18 +347,19 @@ class CellOutcome:
     summary: str  # the line printed when the cell is recorded
 
 
-def _new_detector(task: CellTask, device: torch.device) -> tuple[Detector, TrainingBudget]:
-    method, config = load_method(task.method), task.config
+def new_detector(
+    method: type[Detector], category: CategorySpec, config: RunConfig, device: torch.device
+) -> tuple[Detector, TrainingBudget]:
+    """An untrained detector with the cell's params (the budget's defaults and the config's overrides)
+    and its training budget."""
     params = checked_params(
-        task.method,
-        method.default_params(task.category, config.budget),
-        config.method_params.get(task.method, {}),
+        method.name, method.default_params(category, config.budget), config.method_params.get(method.name, {})
     )
     try:
         detector = method(params, device=device)
     except (ValueError, TypeError) as error:
-        raise AdbenchError(f"params.{task.method}: {error}") from None
-    return detector, method.default_budget(task.category, config.budget)
+        raise AdbenchError(f"params.{method.name}: {error}") from None
+    return detector, method.default_budget(category, config.budget)
 
 
 def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
@@ -354,7 +371,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
     budget: TrainingBudget | None = None
     if config.eval_only_from is None:
         seed_everything(task.seed)
-        detector, budget = _new_detector(task, device)
+        detector, budget = new_detector(load_method(task.method), task.category, config, device)
         checkpoint = cell_dir / CHECKPOINT
     else:
         checkpoint = config.eval_only_from / cell / CHECKPOINT
@@ -413,6 +430,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "category_spec": dataclasses.asdict(category),
         "params": dataclasses.asdict(detector.params),
         "training_budget": None if budget is None else dataclasses.asdict(budget),
+        "steps": None if budget is None else detector.training_steps(budget, len(tensors.train)),
         "checkpoint": str(checkpoint),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "amp": config.amp,

@@ -65,11 +65,21 @@ def check_params_round_trip(cls: type[Detector]) -> None:
 
 
 def check_input_spec(cls: type[Detector]) -> None:
-    """The input spec has the category's channels (or 1, for grayscale methods) and a positive size."""
+    """The input spec asks for 1 or 3 channels (the harness converts colour to grayscale and grayscale to
+    RGB, as a method's paper loads them) and a positive size."""
     for category in CHECK_CATEGORIES:
         spec = cls(cls.default_params(category, "smoke")).input_spec
-        assert spec.channels in (1, category.channels), f"channels {spec.channels} for {category}"
+        assert spec.channels in (1, 3), f"channels {spec.channels} for {category}"
         assert spec.image_size > 0
+
+
+def check_departures(cls: type[Detector]) -> None:
+    """Declared departures from the paper (what `--dry-run` shows) are a tuple of sentences."""
+    for category in CHECK_CATEGORIES:
+        for budget in ("smoke", "default", "paper"):
+            departures = cls.departures(category, budget)
+            assert isinstance(departures, tuple), "departures returns a tuple of strings"
+            assert all(isinstance(item, str) and item.strip() for item in departures)
 
 
 def check_fit_reports_steps(cls: type[Detector]) -> None:
@@ -164,6 +174,7 @@ CHECKS: tuple[Callable[[type[Detector]], None], ...] = (
     check_declarations,
     check_params_round_trip,
     check_input_spec,
+    check_departures,
     check_fit_reports_steps,
     check_score_shapes,
     check_reconstruction,

@@ -54,7 +54,7 @@ def quality_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def adbench(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """The `adbench` command as a user runs it, in a fresh interpreter (`env` adds variables)."""
     return subprocess.run(
@@ -63,7 +63,7 @@ def adbench(
         text=True,
         cwd=cwd,
         env=None if env is None else os.environ | env,
-        timeout=600,
+        timeout=timeout,
     )
 
 

@@ -90,6 +90,42 @@ def test_gradient_penalty_evaluates_interpolates_of_the_pairs():
     assert torch.allclose(seen["x"].flatten(1), one_minus_epsilon[:, None].expand(8, 4))
 
 
+@pytest.mark.parametrize("pairing", ["authors", "joint"])
+def test_gradient_penalty_pairs_the_latents_as_named(pairing):
+    """D(x, z) = ½||z||² has the gradient (0, ẑ), so the penalty reveals where ẑ was taken."""
+
+    class HalfSquaredLatent(torch.nn.Module):
+        def forward(self, x, z):
+            return 0.0 * x.flatten(1).sum(1) + 0.5 * z.pow(2).sum(1)
+
+    x_real, x_fake = torch.rand(16, 1, 2, 2), torch.rand(16, 1, 2, 2)
+    encoded, prior = torch.zeros(16, 4), torch.full((16, 4), 1.5)  # E(x) and z
+    torch.manual_seed(3)
+    penalty = gradient_penalty(HalfSquaredLatent(), x_real, encoded, x_fake, prior, pairing)
+    torch.manual_seed(3)
+    epsilon = torch.rand(16, 1)[:, 0]
+    # authors: ẑ = εz + (1 − ε)E(x), the ε of the real image on the prior latent; joint: ẑ = εE(x) + (1 − ε)z.
+    weight_of_prior = epsilon if pairing == "authors" else 1 - epsilon
+    norm = weight_of_prior * 1.5 * 2  # ||ẑ|| = w · 1.5 · √4
+    assert penalty.item() == pytest.approx(((norm - 1) ** 2).mean().item(), rel=1e-5)
+
+
+def test_paper_settings_follow_the_authors_code():
+    for name, kind in [("grid", "texture"), ("screw", "object"), ("bottle", "object")]:
+        params = CBiGAN.default_params(CategorySpec(name, kind, 1 if name != "bottle" else 3), "paper")
+        assert params.channels == 3, "their loader converts grayscale categories to RGB"
+        assert params.penalty_pairing == "authors" and params.learning_rate == 1e-4
+        assert params.ema_decay == pytest.approx(0.9994, abs=1e-5)
+        assert (params.critic_steps, params.gradient_penalty_weight) == (5, 10.0)
+    assert CBiGAN.default_budget(CategorySpec("grid", "texture", 1), "paper") == TrainingBudget(200_000, 32)
+    with pytest.raises(ValueError, match="penalty_pairing"):
+        CBiGAN(
+            dataclasses.replace(
+                CBiGAN.default_params(CategorySpec("grid", "texture", 1), "smoke"), penalty_pairing="x"
+            )
+        )
+
+
 def test_egbad_is_cbigan_with_alpha_zero():
     for kind in ("object", "texture"):
         category = CategorySpec("bottle", kind, 3)
@@ -190,8 +226,10 @@ def _discs(count: int, defective: bool, seed: int, side: int = 32) -> torch.Tens
 
 
 def test_briefly_trained_cbigan_separates_synthetic_defects():
-    train = _discs(32, defective=False, seed=0)
+    # Grayscale discs enter as RGB, as the harness gives them to CBiGAN.
+    train = _discs(32, defective=False, seed=0).expand(-1, 3, -1, -1)
     test = torch.cat([_discs(10, defective=False, seed=1), _discs(10, defective=True, seed=2)])
+    test = test.expand(-1, 3, -1, -1)
     labels = [0] * 10 + [1] * 10
     category = CategorySpec("disc", "object", 1)
     params = dataclasses.replace(

@@ -57,6 +57,7 @@ def test_printed_tables_hold_the_stored_numbers(tiny_run):
         "threshold_tpr",
         "threshold_tnr",
         "pixel_iou",
+        "input_sensitivity",
         *TIMING_METRICS,
     }
     assert set(results.metric) == expected_metrics
@@ -383,3 +384,38 @@ def test_resume_refuses_grid_options_and_folders_that_are_not_runs(tmp_path):
     assert mixed.returncode == 2 and "drop the other grid options" in mixed.stderr
     missing = adbench("run", "--resume", str(tmp_path))
     assert missing.returncode == 2 and "manifest.json: not found" in missing.stderr
+
+
+def test_dry_run_writes_nothing_and_plans_what_the_run_records(tiny_root, tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = tmp_path / "runs"
+    result = adbench(
+        *("run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root), "--out", str(out)),
+        *("--all-categories", "--dry-run", "--json"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == [], "a dry run writes no file"
+    planned = [json.loads(line) for line in result.stdout.splitlines()]
+    recorded = json.loads((run_dir / "manifest.json").read_text())["cells"]
+    assert [(c["method"], c["category"], c["seed"]) for c in planned] == [
+        (c["method"], c["category"], c["seed"]) for c in recorded
+    ]
+    for plan, cell in zip(planned, recorded, strict=True):
+        assert plan["params"] == cell["params"]
+        assert plan["training_budget"] == cell["training_budget"]
+        assert plan["steps"] == cell["steps"] and plan["batch_size"] == cell["training_budget"]["batch_size"]
+        assert plan["image_size"] == cell["params"]["image_size"]
+        assert plan["patch_size"] == cell["params"]["patch_size"]
+        assert plan["inference_kind"] == cell["inference_kind"]
+        assert any("64 px" in departure for departure in plan["departures"]), "smoke's sizes are declared"
+
+    table = adbench(
+        *("run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root)),
+        *("--categories", "pin", "--dry-run", "--estimate"),
+        cwd=tmp_path,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "departures from the papers" in table.stdout and "pin" in table.stdout
+    assert re.search(r"estimated duration of the grid on cpu: \d+ s", table.stdout)
+    assert not (tmp_path / "runs").exists()

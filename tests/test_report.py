@@ -82,6 +82,20 @@ def test_paper_rows_only_on_mvtec_names_and_labelled():
     assert paper[:2] == ["0.550", "0.580"]  # Table III: carpet 0.55, screw 0.58
     assert paper[-1] == "0.565", "means over the shown categories only"
     assert "| AE-L2 (paper) | published |" in table and "EGBAD (paper)" not in table
+    assert "selects nothing on test data" in table, "the CBiGAN rows say how the authors selected"
+    # Table II's AE-L2 row is MVTec AD's (TPR + TNR) / 2 at its validation threshold: beside that metric,
+    # never beside the maximum over test thresholds; CBiGAN's own row is that maximum.
+    kinds = {"cbigan": "single-pass", "l2ae": "single-pass"}
+    values = {key: 0.5 for key in [("cbigan", "carpet", 0), ("cbigan", "screw", 0), ("l2ae", "carpet", 0)]}
+    maximum = markdown_table(
+        _rows(values, "image_max_balanced_accuracy"), "image_max_balanced_accuracy", kinds
+    )
+    assert "AE-L2 (paper)" not in maximum and _cells(maximum, "CBiGAN (paper)")[:2] == ["0.600", "0.670"]
+    at_threshold = markdown_table(
+        _rows(values, "threshold_balanced_accuracy"), "threshold_balanced_accuracy", kinds
+    )
+    assert _cells(at_threshold, "AE-L2 (paper)")[:2] == ["0.500", "0.690"]  # carpet 0.50, screw 0.69
+    assert "CBiGAN (paper)" not in at_threshold and "validation threshold" in at_threshold
     synthetic = _rows({("cbigan", "sand", 0): 0.5, ("cbigan", "pin", 0): 0.6})
     assert "(paper)" not in markdown_table(synthetic, "image_auroc", {})
     assert paper_rows("pixel_auroc", ["cbigan"], ["carpet"]).empty

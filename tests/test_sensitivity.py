@@ -18,6 +18,7 @@ from adbench.registry import load_method
 from adbench.report.markdown import COLLAPSE_MARK, build_report
 from adbench.sensitivity import COLLAPSE_WARNING, INPUT_SENSITIVITY, input_sensitivity, is_collapsed
 from adbench_methods.autoencoder.detector import L2Autoencoder
+from tests.helpers import adbench
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,20 @@ def test_autoencoder_signal_reaches_the_latent_at_initialisation():
         reconstructions = detector.network(images)
     assert latents.std(dim=0).mean() > 0.05, "the latent must vary with the input"
     assert reconstructions.std(dim=0).mean() > 0.02, "so must the reconstruction"
+
+
+@pytest.mark.slow
+def test_builtin_methods_at_the_default_budget_follow_their_input(tmp_path):
+    """The README's grid at the default budget on the built-in synthetic data (about an hour on 2 CPU
+    cores, so `nox -s slow`, not CI): no cell's output may be independent of its input."""
+    methods = "l2ae,ssimae,cbigan,egbad,anogan"
+    result = adbench(
+        *("run", "--methods", methods, "--all-categories", "--out", str(tmp_path), "--name", "r"),
+        timeout=3 * 3600,
+    )
+    assert result.returncode == 0, result.stderr
+    print(result.stdout)
+    cells = json.loads((tmp_path / "r" / "manifest.json").read_text())["cells"]
+    assert len(cells) == 5 * 4
+    flagged = [(c["method"], c["category"], c["input_sensitivity"]) for c in cells if c["warnings"]]
+    assert not flagged, f"outputs independent of the input: {flagged}"

@@ -82,15 +82,17 @@ def fingerprint(files: CategoryFiles) -> str:
     return digest.hexdigest()[:24]
 
 
-def describe(files: CategoryFiles) -> CategorySpec:
-    """The category's spec; its channel count comes from the training images' mode, cached by fingerprint."""
+def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
+    """The category's spec; its channel count comes from the training images' mode, cached by fingerprint
+    (`remember` False: read, never written, for a dry run)."""
     entry = cache_root() / "categories" / f"{files.name}-{fingerprint(files)}.json"
     if entry.is_file():
         channels = json.loads(entry.read_text())["channels"]
     else:
         modes = {_open(path, header_only=True).mode for path in files.train}
         channels = 1 if modes <= {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"} else 3
-        write_text_atomic(entry, json.dumps({"channels": channels}))
+        if remember:
+            write_text_atomic(entry, json.dumps({"channels": channels}))
     return CategorySpec(files.name, files.kind, channels)
 
 

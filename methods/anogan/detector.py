@@ -1,19 +1,27 @@
-"""`anogan`: AnoGAN (Schlegl et al. 2017) as MVTec AD §4.1 evaluates it, an iterative detector.
+"""`anogan`: AnoGAN (Schlegl et al. 2017) as MVTec AD §4.1.1 evaluated it, an iterative detector.
 
-- Networks: DCGAN G and D (networks.py), latent R^64, trained as a standard GAN (non-saturating
-  generator loss, binary cross-entropy on logits), Adam lr 2e-4 with β1 = 0.5 for both.
+MVTec AD used the public LeeDoYup/AnoGAN implementation; its figures are followed here:
+- Networks (networks.py): DCGAN G = linear → 8×8×512 → four 5×5 stride-2 transposed convolutions
+  (256, 128, 64, channels) with batch norm and ReLU, tanh; D = four 5×5 stride-2 convolutions (64 → 512),
+  batch norm from the second, LeakyReLU 0.2, a linear logit; f_D = D's last convolutional feature map.
+- Training: a standard GAN (binary cross-entropy on logits, non-saturating G loss), latent prior
+  z ~ U(−1, 1)^64, Adam lr 2e-4 with β1 = 0.5 for both, and two G updates per D update on the same
+  latents (that code's "run g_optim twice"). Images scaled to [−1, 1] (G ends in tanh).
+- Length: MVTec AD §4.2 augments every category to 10,000 training views and §4.1.1 trains 50 epochs of
+  them, so `paper` is 50 × ⌈10,000 / 64⌉ = 7,850 steps (D updates) at batch 64 for every category,
+  objects and textures alike (common/schedule.py, the autoencoders' rule).
 - Objects at 128×128 whole; textures resized to 512×512 and processed in 128×128 patches: random
   crops for training, non-overlapping patches (stride 128) at test time. Training views are augmented as
   for the autoencoders (MVTec AD §4.2): rotated crops for textures; shifts, and rotations for categories
   photographed in any orientation, for objects.
-- Inference (latent_search.py): 300 Adam steps (lr 0.02) on z from a seeded N(0, I) start, minimising
-  (1 − λ)·||x − G(z)||₁ + λ·||f_D(x) − f_D(G(z))||₁ with λ = 0.1. Anomaly map = (x − G(z*))² per pixel,
-  summed over channels, as MVTec AD evaluates it; patch score = the final loss; image score = the
-  largest patch score (the whole image's loss for objects).
-- Budgets: `paper` trains 50 epochs (textures: an epoch is as many random crops as the images hold
-  patches) in batches of 64 with DCGAN's width 64. `default` and `smoke` are CPU schedules: width 16,
-  objects at 64 px, textures at 256 px in 64 px patches (smoke: 128 px), and a fixed step count; smoke
-  also searches for 25 steps instead of 300. Images are scaled to [−1, 1] (G ends in tanh).
+- Inference (latent_search.py): 300 Adam steps (lr 0.02, β1 = 0.5) on z from a seeded U(−1, 1) start,
+  minimising (1 − λ)·||x − G(z)||₁ + λ·||f_D(x) − f_D(G(z))||₁ with λ = 0.1. Anomaly map = (x − G(z*))²
+  per pixel, summed over channels, as MVTec AD evaluates it; patch score = the final loss; image score =
+  the largest patch score (the whole image's loss for objects).
+
+Departures, CPU budgets only: `default` and `smoke` use width 16 instead of 64, objects at 64 px,
+textures at 256 px in 64 px patches (smoke: 128 px), and a fixed step count (300 and 10) so that a
+category trains in minutes on a CPU; smoke also searches for 25 steps instead of 300.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.schedule import paper_steps
 from adbench_methods.common.state import load_modules_state, modules_state
 
 
@@ -57,6 +66,17 @@ class AnoGANParams:
     score_lambda: float = 0.1  # λ: weight of the discriminator-feature residual
     search_batch_size: int = 64  # patches whose latents are optimised together
     search_seed: int = 0  # the initial latents; scoring is deterministic
+
+
+_PAPER_EPOCHS = 50
+_G_STEPS_PER_D_STEP = 2
+
+
+def uniform_latents(
+    count: int, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """z ~ U(−1, 1)^64, AnoGAN's latent prior."""
+    return (torch.rand(count, LATENT_DIM, generator=generator) * 2 - 1).to(device)
 
 
 class AnoGAN(Detector):
@@ -88,16 +108,24 @@ class AnoGAN(Detector):
         )
 
     @classmethod
+    def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
+        found = ["no mirroring in the augmentation: flipped objects can be defects of their own"]
+        if budget != "paper":
+            found += [
+                "width 16 instead of 64, objects at 64 px, textures 256 px in 64 px patches (smoke 128 px), "
+                "300 steps (smoke 10) at batch 32 instead of 7,850 at 64: minutes on a CPU",
+            ]
+        if budget == "smoke":
+            found.append("latent search of 25 steps instead of 300")
+        return tuple(found)
+
+    @classmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
         if budget == "paper":
-            return TrainingBudget(steps=None, batch_size=64, epochs=50)
+            return TrainingBudget(steps=paper_steps(_PAPER_EPOCHS, 64), batch_size=64)
         if budget == "default":
             return TrainingBudget(steps=300, batch_size=32)
         return TrainingBudget(steps=10, batch_size=8)
-
-    def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
-        patches_per_image = (self.params.image_size // self.params.patch_size) ** 2
-        return super().training_steps(budget, train_images * patches_per_image)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -114,7 +142,7 @@ class AnoGAN(Detector):
         self.discriminator.train()
         for step in range(self.training_steps(budget, len(images))):
             real = random_views(data, budget.batch_size, policy)
-            latents = torch.randn(len(real), LATENT_DIM, device=self.device)
+            latents = uniform_latents(len(real), self.device)
             fake = self.generator(latents)
             real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
             d_loss = F.binary_cross_entropy_with_logits(
@@ -124,11 +152,12 @@ class AnoGAN(Detector):
             d_loss.backward()
             d_optimizer.step()
 
-            fooled = self.discriminator(fake)
-            g_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-            g_optimizer.zero_grad(set_to_none=True)
-            g_loss.backward()
-            g_optimizer.step()
+            for _ in range(_G_STEPS_PER_D_STEP):
+                fooled = self.discriminator(self.generator(latents))
+                g_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
+                g_optimizer.zero_grad(set_to_none=True)
+                g_loss.backward()
+                g_optimizer.step()
             if on_step is not None:
                 on_step(step, {"d": d_loss.item(), "g": g_loss.item()})
         self.generator.eval()
@@ -155,7 +184,7 @@ class AnoGAN(Detector):
         patches_per_image = (p.image_size // p.patch_size) ** 2
         # Every patch of the call gets its own starting latent, drawn from the seed in tiling order.
         seeds = torch.Generator().manual_seed(p.search_seed)
-        initial = torch.randn(len(images) * patches_per_image, LATENT_DIM, generator=seeds).to(self.device)
+        initial = uniform_latents(len(images) * patches_per_image, self.device, seeds)
         searched = 0
 
         def search(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +199,7 @@ class AnoGAN(Detector):
                 p.search_steps,
                 p.search_learning_rate,
                 p.score_lambda,
+                p.beta1,
             )
             return losses, per_patch(patches, reconstructions.detach())
 

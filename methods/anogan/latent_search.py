@@ -38,14 +38,16 @@ def search_latents(
     steps: int,
     learning_rate: float,
     feature_weight: float,
+    beta1: float = 0.5,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Optimise one latent per image from `initial` with Adam; return z*, L(z*) and G(z*)."""
+    """Optimise one latent per image from `initial` with Adam (β1 = `beta1`, as the training's in the
+    LeeDoYup/AnoGAN code); return z*, L(z*) and G(z*)."""
     if generator.training or features.training:
         raise ValueError("put G and D in eval mode before the latent search (batch norm would mix images)")
     with torch.no_grad():
         image_features = features(images)
     latents = initial.detach().clone().requires_grad_()
-    optimizer = torch.optim.Adam([latents], lr=learning_rate)
+    optimizer = torch.optim.Adam([latents], lr=learning_rate, betas=(beta1, 0.999))
     # Only the latents need gradients; skip the weights' for the duration of the search.
     weights = [w for module in (generator, features) for w in module.parameters() if w.requires_grad]
     try:

@@ -44,5 +44,12 @@ class SSIMAutoencoder(L2Autoencoder):
     def default_params(cls, category: CategorySpec, budget: BudgetName) -> AutoencoderParams:
         return dataclasses.replace(super().default_params(category, budget), channels=1, sigmoid_output=True)
 
+    @classmethod
+    def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
+        return (
+            *super().departures(category, budget),
+            "the decoder ends in a sigmoid: with a linear output the SSIM loss runs the reconstruction away",
+        )
+
     def anomaly_map(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return 1 - ssim_map(reconstruction, target)

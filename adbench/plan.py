@@ -1,0 +1,108 @@
+"""`adbench run --dry-run`: the whole grid resolved, cell by cell, without training or writing anything.
+
+Each cell's plan holds what the run would record in its manifest (params, training budget, the optimiser
+steps `fit` takes on this category's training images) plus the input and patch sizes and the method's
+declared departures from its paper. With `estimate`, a few training steps and a few scored images per
+method and category are timed on the chosen device and scaled to the cell's steps and test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from adbench.config import RunConfig
+from adbench.data.cache import CategoryTensors, describe, load_category
+from adbench.data.layout import CategoryFiles
+from adbench.detector import Detector, TrainingBudget
+from adbench.runner import new_detector, resolve_device, resolve_grid, seed_everything
+from adbench.timing import timed
+
+# Timed per (method, category) for an estimate: optimiser steps after one warm-up step, and test images.
+ESTIMATE_STEPS = 2
+ESTIMATE_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    method: str
+    inference_kind: str
+    category: str
+    category_kind: str
+    seed: int
+    params: dict[str, Any]
+    training_budget: dict[str, Any]
+    steps: int  # optimiser steps on this category's training images
+    batch_size: int
+    image_size: int
+    patch_size: int | None  # None for a method without patches
+    train_images: int
+    scored_images: int  # test and validation images, each scored once
+    departures: tuple[str, ...]
+    estimated_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"departures": list(self.departures)}
+
+
+def plan_grid(config: RunConfig, estimate: bool = False) -> list[CellPlan]:
+    """Every cell of the grid in run order; with `estimate`, its duration on `config.device`."""
+    grid = resolve_grid(config, dry_run=True)
+    device = resolve_device(config.device)
+    cells = []
+    for files in grid.files.values():
+        category = describe(files, remember=False)
+        for method in grid.methods.values():
+            detector, budget = new_detector(method, category, config, torch.device("cpu"))
+            seconds = _estimate(method, detector, budget, files, config, device) if estimate else None
+            steps = detector.training_steps(budget, len(files.train))
+            for seed in config.seeds:
+                cells.append(
+                    CellPlan(
+                        method=method.name,
+                        inference_kind=method.inference_kind,
+                        category=files.name,
+                        category_kind=category.kind,
+                        seed=seed,
+                        params=dataclasses.asdict(detector.params),
+                        training_budget=dataclasses.asdict(budget),
+                        steps=steps,
+                        batch_size=budget.batch_size,
+                        image_size=detector.input_spec.image_size,
+                        patch_size=getattr(detector.params, "patch_size", None),
+                        train_images=len(files.train),
+                        scored_images=len(files.test) + len(files.validation),
+                        departures=method.departures(category, config.budget),
+                        estimated_seconds=seconds,
+                    )
+                )
+    return cells
+
+
+def _estimate(
+    method: type[Detector],
+    planned: Detector,
+    budget: TrainingBudget,
+    files: CategoryFiles,
+    config: RunConfig,
+    device: torch.device,
+) -> float:
+    """Seconds the cell would take: timed training steps × its steps + timed scoring × its images."""
+    seed_everything(0)
+    detector, _ = new_detector(method, describe(files), config, device)
+    tensors = load_category(files, describe(files), detector.input_spec).on(device)
+    train = CategoryTensors.as_float(tensors.train)
+    detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))  # warm-up
+    _, step_seconds = timed(
+        device, lambda: detector.fit(train, TrainingBudget(ESTIMATE_STEPS, budget.batch_size))
+    )
+    images = CategoryTensors.as_float(tensors.test[:ESTIMATE_IMAGES])
+    detector.score(images[:1])  # warm-up
+    _, score_seconds = timed(device, lambda: detector.score(images))
+    image_seconds = score_seconds / len(images)
+    steps = planned.training_steps(budget, len(files.train))
+    scored = len(files.test) + len(files.validation)
+    return step_seconds / ESTIMATE_STEPS * steps + image_seconds * scored
