@@ -40,7 +40,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def slow(session: nox.Session) -> None:
-    """Checks that train at the default budget (about an hour on 2 CPU cores); not part of CI."""
+    """Checks that train at the default budget (about 90 minutes on 2 CPU cores); not part of CI."""
     _install(session, "[test]")
     session.run("pytest", "tests", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs)
 

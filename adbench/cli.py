@@ -382,6 +382,8 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
             row.append(_duration(cell.estimated_seconds or 0.0))
         table.add_row(*row)
     out_console.print(table)
+    if cells:
+        out_console.print(f"data: {cells[0].dataset}")
     out_console.print(f"departures from the papers at the {config.budget} budget:")
     shown: set[tuple[str, str]] = set()
     for cell in cells:

@@ -3,7 +3,8 @@
 Each cell's plan holds what the run would record in its manifest (params, training budget, the optimiser
 steps `fit` takes on this category's training images) plus the input and patch sizes and the method's
 declared departures from its paper. With `estimate`, a few training steps and a few scored images per
-method and category are timed on the chosen device and scaled to the cell's steps and test set.
+method and category are timed on the chosen device and scaled to the cell's steps and test set; that
+decodes the images into the data cache, as a run would, and writes nothing else.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CellPlan:
     inference_kind: str
     category: str
     category_kind: str
+    dataset: str  # the resolved data root
     seed: int
     params: dict[str, Any]
     training_budget: dict[str, Any]
@@ -66,6 +68,7 @@ def plan_grid(config: RunConfig, estimate: bool = False) -> list[CellPlan]:
                         inference_kind=method.inference_kind,
                         category=files.name,
                         category_kind=category.kind,
+                        dataset=str(grid.root.resolve()),
                         seed=seed,
                         params=dataclasses.asdict(detector.params),
                         training_budget=dataclasses.asdict(budget),

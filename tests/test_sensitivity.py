@@ -138,8 +138,11 @@ def test_autoencoder_signal_reaches_the_latent_at_initialisation():
 
 @pytest.mark.slow
 def test_builtin_methods_at_the_default_budget_follow_their_input(tmp_path):
-    """The README's grid at the default budget on the built-in synthetic data (about an hour on 2 CPU
-    cores, so `nox -s slow`, not CI): no cell's output may be independent of its input."""
+    """The README's grid at the default budget on the built-in synthetic data (about 90 minutes on 2 CPU
+    cores, so `nox -s slow`, not CI): no cell's output may be independent of its input, except ssimae
+    on sand, whose contrast (local σ ≈ 0.01) is below what SSIM's c2 = 0.03² can see, so that the SSIM
+    loss is already minimal for a flat reconstruction (methods/autoencoder/ssim.py). That cell must be
+    flagged: it is the check catching a real collapse."""
     methods = "l2ae,ssimae,cbigan,egbad,anogan"
     result = adbench(
         *("run", "--methods", methods, "--all-categories", "--out", str(tmp_path), "--name", "r"),
@@ -149,5 +152,5 @@ def test_builtin_methods_at_the_default_budget_follow_their_input(tmp_path):
     print(result.stdout)
     cells = json.loads((tmp_path / "r" / "manifest.json").read_text())["cells"]
     assert len(cells) == 5 * 4
-    flagged = [(c["method"], c["category"], c["input_sensitivity"]) for c in cells if c["warnings"]]
-    assert not flagged, f"outputs independent of the input: {flagged}"
+    flagged = {(c["method"], c["category"]) for c in cells if c["warnings"]}
+    assert flagged == {("ssimae", "sand")}, f"outputs independent of the input: {flagged}"
