@@ -56,6 +56,7 @@ def input_sensitivity(detector: Detector, images: torch.Tensor) -> float:
         outputs = np.asarray(maps, dtype=np.float64)
         scale = float(np.abs(outputs).mean())
     if not np.isfinite(scale) or scale == 0.0:
+        # Maps that are zero everywhere are one constant output; identical inputs measure nothing.
         return 0.0 if scale == 0.0 and reconstructions is None else float("nan")
     return _mean_pairwise_difference(outputs) / scale
 
