@@ -95,8 +95,9 @@ def _estimate(
 ) -> float:
     """Seconds the cell would take: timed training steps × its steps + timed scoring × its images."""
     seed_everything(0)
-    detector, _ = new_detector(method, describe(files), config, device)
-    tensors = load_category(files, describe(files), detector.input_spec).on(device)
+    category = describe(files)  # remembered in the cache: an estimate decodes the images, as a run does
+    detector, _ = new_detector(method, category, config, device)
+    tensors = load_category(files, category, detector.input_spec).on(device)
     train = CategoryTensors.as_float(tensors.train)
     detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))  # warm-up
     _, step_seconds = timed(
