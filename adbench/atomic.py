@@ -15,8 +15,9 @@ from typing import Any
 
 from adbench.errors import AdbenchError
 
-# A full disk or quota is the user's to fix, so it is an AdbenchError (one line), not a traceback.
+# A full disk, a quota or a folder the user may not write is theirs to fix: one line, not a traceback.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _umask() -> int:
@@ -35,6 +36,20 @@ def make_folder(folder: Path) -> None:
         ) from None
     except PermissionError:
         raise AdbenchError(f"{folder}: permission denied; choose a folder you can write to") from None
+
+
+def staging_folder(beside: Path) -> Path:
+    """A new hidden folder next to `beside`, to build it (or files for its folder) before moving them
+    into place; a folder the user may not write is one line naming it."""
+    make_folder(beside.parent)
+    try:
+        return Path(tempfile.mkdtemp(dir=beside.parent, prefix=f".{beside.name}-"))
+    except OSError as error:
+        if error.errno not in _NOT_WRITABLE:
+            raise
+        raise AdbenchError(
+            f"{beside.parent}: {os.strerror(error.errno).lower()}; make it writable or choose another folder"
+        ) from None
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -65,11 +80,15 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
         for (target, _), tmp in zip(writes, temps, strict=True):
             os.replace(tmp, target)
     except OSError as error:
-        if error.errno not in _DISK_FULL:
+        if error.errno in _DISK_FULL:
+            fix = "free some space"
+        elif error.errno in _NOT_WRITABLE:
+            fix = "make its folder writable or choose another"
+        else:
             raise
         raise AdbenchError(
             f"{target}: not written, {os.strerror(error.errno).lower()} (the previous version is kept); "
-            "free some space, then run the command again (`adbench run --resume RUN` finishes a run)"
+            f"{fix}, then run the command again (`adbench run --resume RUN` finishes a run)"
         ) from None
     finally:
         for tmp in temps:

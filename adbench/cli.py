@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import math
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -200,27 +201,26 @@ def run(
 
     if (as_json or estimate) and not dry_run:
         raise AdbenchError("--json and --estimate belong to --dry-run")
+    flags = _grid_flags(
+        methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
+    )
+    flags |= {"executor": executor, "workers": workers}
     if dry_run:
         if resume is not None or eval_only is not None:
             raise AdbenchError("--dry-run plans a new grid; drop --resume/--eval-only")
-        flags = _grid_flags(
-            methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
-        )
-        flags |= {"executor": executor, "scheduler": scheduler, "workers": workers}
-        _print_plan(_grid_config(flags, config, None), as_json, estimate)
+        _print_plan(_grid_config(flags | {"scheduler": scheduler}, config, None), as_json, estimate)
         return
     if resume is not None:
-        if methods or categories or all_categories or data or kinds or eval_only or name or config:
+        extra = {"eval_only": eval_only, "config": config}
+        given = [f"--{key.replace('_', '-')}" for key, value in (flags | extra).items() if value is not None]
+        if given:
             raise AdbenchError(
-                f"{resume}: --resume continues that run's own grid; drop the other grid options"
+                f"{resume}: --resume continues that run's own grid; drop {', '.join(given)} "
+                "(only --scheduler may be given, for a run on an existing Dask cluster)"
             )
-        outcome = _interruptible(lambda: resume_grid(resume, err_console))
+        outcome = _interruptible(lambda: resume_grid(resume, err_console, scheduler))
     else:
-        flags = _grid_flags(
-            methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
-        )
-        flags |= {"executor": executor, "scheduler": scheduler, "workers": workers}
-        outcome = _run_grid(_grid_config(flags, config, eval_only))
+        outcome = _run_grid(_grid_config(flags | {"scheduler": scheduler}, config, eval_only))
     _print_tables(outcome.results)
     _print_timing(outcome.results)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
@@ -262,7 +262,7 @@ def _grid_config(
 ) -> RunConfig:
     """The RunConfig of `run` and `time`: a grid file overridden by the flags given, or the grid of
     `from_run` re-scored from its checkpoints."""
-    from adbench.config import RunConfig, read_grid_file
+    from adbench.config import RunConfig, read_grid_file, refuse_stored_scheduler
 
     given = {key: value for key, value in flags.items() if value is not None}
     if from_run is not None:
@@ -282,6 +282,11 @@ def _grid_config(
             )
         return RunConfig.for_eval_only(from_run, given | {"score_metrics": score_metrics})
     options = read_grid_file(grid_file) if grid_file is not None else {}
+    if grid_file is not None:
+        scheduler = given.get("scheduler")
+        refuse_stored_scheduler(
+            grid_file, options.get("scheduler"), None if scheduler is None else str(scheduler)
+        )
     if "categories" in given and "all_categories" in given:
         raise AdbenchError("pass exactly one of --categories a,b and --all-categories")
     if "categories" in given or "all_categories" in given:
@@ -297,17 +302,28 @@ def _run_grid(config: RunConfig) -> RunOutcome:
     return _interruptible(lambda: run_grid(config, err_console))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, `kill`), handled as the interruption it is, like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def _interruptible(work: Callable[[], RunOutcome]) -> RunOutcome:
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return work()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         # Click would print a bare "Aborted!"; say what was kept instead.
         err_console.print(
             "[yellow]interrupted[/]: finished cells are kept in the run folder; "
             "`adbench run --resume RUN` finishes it",
             highlight=False,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signal.SIGTERM if isinstance(interruption, Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("time")
@@ -540,13 +556,23 @@ def main() -> None:
         err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as error:
-        # A full disk is the user's to fix wherever the write happened (atomic writes already say so).
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk or a folder this user may not write is the user's to fix wherever it happened.
+        fix = _USER_FIXABLE.get(error.errno or 0)
+        if fix is None:
             raise
         err_console.print(
-            f"[red]error:[/] {escape(str(error.filename or 'a write'))}: {error.strerror}; free some space, "
-            "then run the command again (`adbench run --resume RUN` finishes a run)",
+            f"[red]error:[/] {escape(str(error.filename or 'a file'))}: {error.strerror}; {fix}",
             highlight=False,
             soft_wrap=True,
         )
         sys.exit(2)
+
+
+_AGAIN = "then run the command again (`adbench run --resume RUN` finishes a run)"
+_USER_FIXABLE = {
+    errno.ENOSPC: f"free some space, {_AGAIN}",
+    errno.EDQUOT: f"free some space, {_AGAIN}",
+    errno.EACCES: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
+    errno.EPERM: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
+    errno.EROFS: f"choose a place on a writable disk, {_AGAIN}",
+}

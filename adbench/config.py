@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,13 @@ from typing import Any
 from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError
+from adbench.files import read_json_file, read_text_file
+from adbench.params import checked_params as checked_params  # re-exported: the runner imports it from here
+from adbench.results import MANIFEST
 
 EXECUTORS = ("sequential", "dask")
+# More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
+MAX_SEEDS = 1000
 # Scalar hyperparameter values a grid file may set (TOML/JSON scalars).
 ParamValue = bool | int | float | str
 
@@ -53,15 +59,29 @@ class RunConfig:
             raise AdbenchError("no categories given; pass --categories a,b or --all-categories")
         if not self.seeds:
             raise AdbenchError("no seeds given; pass --seeds, e.g. --seeds 0,1")
+        if len(self.seeds) > MAX_SEEDS:
+            raise AdbenchError(f"--seeds: {len(self.seeds):,} seeds; a grid takes at most {MAX_SEEDS:,}")
         # A repeated entry would run its cells twice and count them twice in every mean.
         for option, values in (
             ("methods", self.methods),
             ("categories", self.categories or ()),
             ("seeds", self.seeds),
         ):
-            repeated = sorted({str(value) for value in values if values.count(value) > 1})
+            repeated = sorted(str(value) for value, count in Counter(values).items() if count > 1)
             if repeated:
                 raise AdbenchError(f"--{option}: {', '.join(repeated)} listed more than once; list each once")
+        for option, text in (
+            ("name", self.run_name),
+            ("data", self.data),
+            ("out", self.out),
+            ("eval-only", self.eval_only_from),
+            *(("methods", method) for method in self.methods),
+            *(("categories", category) for category in self.categories or ()),
+        ):
+            if text is not None and "\0" in str(text):
+                raise AdbenchError(
+                    f"--{option} {str(text)!r}: contains a NUL byte, which no file name can hold"
+                )
         if self.run_name is not None and (
             self.run_name in ("", ".", "..") or Path(self.run_name).name != self.run_name
         ):
@@ -143,12 +163,24 @@ class RunConfig:
         return cls(**values)
 
     @classmethod
-    def from_manifest(cls, run_dir: Path) -> RunConfig:
-        """The config an earlier run folder was made with, its data fixed to the folder that run used."""
-        manifest_path = run_dir / "manifest.json"
+    def from_manifest(cls, run_dir: Path, scheduler: str | None = None, rescoring: bool = False) -> RunConfig:
+        """The config an earlier run folder was made with, its data fixed to the folder that run used.
+
+        A Dask scheduler address is never taken from the file (see `refuse_stored_scheduler`):
+        `scheduler` is the one given on the command line, and `rescoring` (the grid only, to score its
+        checkpoints here) drops the stored executor altogether.
+        """
+        manifest_path = run_dir / MANIFEST
+        manifest = read_json_file(
+            manifest_path, "run manifest", f"expected an adbench run folder at {run_dir}"
+        )
         try:
-            manifest = json.loads(manifest_path.read_text())
             stored = dict(manifest["config"])
+            if rescoring:
+                stored |= {"executor": "sequential", "scheduler": None, "workers": None}
+            elif scheduler is not None or stored.get("scheduler") is not None:
+                refuse_stored_scheduler(manifest_path, stored.get("scheduler"), scheduler)
+                stored["scheduler"] = scheduler
             stored |= {
                 "data": _stored_dataset(manifest),
                 "out": str(run_dir.parent),
@@ -156,9 +188,7 @@ class RunConfig:
                 "all_categories": stored["categories"] is None,
             }
             return cls.from_options(stored)
-        except FileNotFoundError:
-            raise AdbenchError(f"{manifest_path}: not found; expected an adbench run folder") from None
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None
 
     @classmethod
@@ -171,7 +201,7 @@ class RunConfig:
         """
         defaults = {item.name: item.default for item in dataclasses.fields(cls)}
         given = {_FIELD_NAMES.get(key, key): value for key, value in options.items()}
-        source = cls.from_manifest(source_run)
+        source = cls.from_manifest(source_run, rescoring=True)
         if "data" in given:
             source = dataclasses.replace(source, data=Path(given["data"]))
         elif source.data is not None and not source.data.is_dir():
@@ -184,9 +214,16 @@ class RunConfig:
             source,
             **{field_name: given.get(field_name, defaults[field_name]) for field_name in scoring},
             eval_only_from=source_run,
-            executor="sequential",
-            scheduler=None,
-            workers=None,
+        )
+
+
+def refuse_stored_scheduler(source: Path, stored: str | None, given: str | None) -> None:
+    """A Dask client unpickles what the scheduler's workers send back, so whoever chooses the address can
+    run code as the user: a grid file or a run folder (both may come from someone else) never does."""
+    if stored is not None and given is None:
+        raise AdbenchError(
+            f"{source}: names the Dask scheduler {stored!r}, which is only ever taken from the command line "
+            f"(its workers' results run as code here); pass --scheduler {stored} yourself if you trust it"
         )
 
 
@@ -249,10 +286,7 @@ _MANIFEST_ONLY = ("name", "eval_only_from", "score_metrics")
 
 def read_grid_file(path: Path) -> dict[str, Any]:
     """Options from a TOML grid file or a run's manifest.json, checked key by key."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise AdbenchError(f"{path}: cannot read the config file ({error.strerror})") from None
+    text = read_text_file(path, "grid file", "pass --config a TOML grid file or a run's manifest.json")
     try:
         loaded = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
@@ -262,6 +296,8 @@ def read_grid_file(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise AdbenchError(f"{path}: expected a table of options at the top level")
     if path.suffix == ".json" and "config" in loaded and "run_id" in loaded:  # a run's manifest
+        if not isinstance(loaded["config"], dict):
+            raise AdbenchError(f"{path}: its config is not a table; it was changed outside adbench")
         loaded = {
             key: value
             for key, value in loaded["config"].items()
@@ -275,24 +311,3 @@ def read_grid_file(path: Path) -> dict[str, Any]:
         if not check(value):
             raise AdbenchError(f"{path}: {key} = {value!r} has the wrong type; expected {expected}")
     return loaded
-
-
-def checked_params(method: str, defaults: Any, overrides: Mapping[str, ParamValue]) -> Any:
-    """`defaults` (a method's Params) with `overrides` applied; a one-line error for an unknown field
-    or a value of another type than the field's default."""
-    fields = {item.name: getattr(defaults, item.name) for item in dataclasses.fields(defaults)}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise AdbenchError(f"params.{method}: unknown key {key!r}; valid keys: {', '.join(fields)}")
-        default = fields[key]
-        if default is None:  # an optional setting: any scalar the method accepts
-            continue
-        same_kind = isinstance(value, type(default)) and isinstance(value, bool) == isinstance(default, bool)
-        if not (same_kind or (isinstance(default, float) and _is_int(value))):
-            raise AdbenchError(
-                f"params.{method}.{key} = {value!r}: "
-                f"expected {type(default).__name__} like the default {default!r}"
-            )
-    return dataclasses.replace(
-        defaults, **{k: float(v) if isinstance(fields[k], float) else v for k, v in overrides.items()}
-    )

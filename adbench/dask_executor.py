@@ -24,6 +24,7 @@ SLURM users get workers from dask-jobqueue and pass the scheduler's address, e.g
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import socket
 import uuid
@@ -52,14 +53,18 @@ def _run_cell_on_worker(task: CellTask) -> CellOutcome:
         raise AdbenchError(f"on Dask worker {socket.gethostname()}: {error}") from None
 
 
-@contextlib.contextmanager
-def _client(config: RunConfig) -> Iterator[Client]:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
+def require_dask() -> None:
+    """Checked before the run folder exists, so that a missing extra leaves nothing behind."""
+    if importlib.util.find_spec("distributed") is None:
         raise AdbenchError(
             "--executor dask needs Dask, an optional extra: pip install 'adbench-harness[dask]'"
-        ) from None
+        )
+
+
+@contextlib.contextmanager
+def _client(config: RunConfig) -> Iterator[Client]:
+    from distributed import Client, LocalCluster
+
     if config.scheduler is not None:
         try:
             client = Client(config.scheduler, timeout=_CONNECT_TIMEOUT)

@@ -18,6 +18,8 @@ import abc
 import dataclasses
 import json
 import math
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from adbench.atomic import write_atomic
 from adbench.errors import AdbenchError
+from adbench.params import ParamsError, checked_fields
 
 InferenceKind = Literal["single-pass", "iterative"]
 CategoryKind = Literal["texture", "object"]
@@ -174,11 +177,24 @@ class Detector(abc.ABC):
         """Write the state and the params to a safetensors file, atomically."""
         metadata = {"method": self.name, "params": json.dumps(dataclasses.asdict(self.params))}
         tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_tensors().items()}
-        write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+        def write(tmp: Path) -> None:
+            try:
+                save_file(tensors, str(tmp), metadata=metadata)
+            except SafetensorError as error:
+                # It reports a full disk as text ("... (os error 28)"); as an OSError, write_atomic and the
+                # command line turn it into their one-line message.
+                code = re.search(r"os error (\d+)", str(error))
+                if code is None:
+                    raise
+                raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from error
+
+        write_atomic(path, write)
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> Self:
-        """Rebuild a detector from a file written by `save` of the same method."""
+        """Rebuild a detector from a file written by `save` of the same method; its params are checked as
+        a grid file's are (`adbench.params`)."""
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
@@ -196,8 +212,18 @@ class Detector(abc.ABC):
                 f"load it with {method!r} or retrain"
             )
         try:
-            params = cls.Params(**json.loads(metadata["params"]))
-            detector = cls(params, device=device)
+            stored = json.loads(metadata["params"])
+        except (KeyError, json.JSONDecodeError) as error:
+            raise AdbenchError(
+                f"{path}: checkpoint without readable params ({error!r}); retrain this cell"
+            ) from None
+        try:
+            # Checked before anything is built: a lying side or width would allocate at construction.
+            fields = checked_fields(cls.Params, stored)
+        except ParamsError as error:
+            raise AdbenchError(f"{path}: checkpoint params {error}; retrain this cell") from None
+        try:
+            detector = cls(cls.Params(**fields), device=device)
             detector.load_state_tensors(tensors)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise AdbenchError(

@@ -9,14 +9,15 @@ its map, and every map its test image. Image scores are the maps' maxima. The me
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from adbench.data.cache import NativeMasks, load_native_masks
+from adbench.data.cache import DECODE_ERRORS, NativeMasks, load_native_masks
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
 from adbench.errors import AdbenchError
 from adbench.evaluation import image_metrics, map_metrics
@@ -24,24 +25,54 @@ from adbench.evaluation import image_metrics, map_metrics
 MAP_SUFFIXES = (".tiff", ".tif", ".npy")
 
 
-def read_map(path: Path) -> np.ndarray:
-    """One anomaly map as a 2-D float32 array; AdbenchError naming the file otherwise."""
+def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """One anomaly map as a float32 array of `shape` (H, W), the mask's; AdbenchError naming the file
+    otherwise. The size in the file's header is checked before any pixel is read, so a header that
+    claims 10^12 pixels allocates nothing."""
     try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            with Image.open(path) as image:
-                array = np.asarray(image)
-    except (OSError, ValueError, UnidentifiedImageError) as error:
+        array = _read_npy(path, shape) if path.suffix == ".npy" else _read_image(path, shape)
+    except DECODE_ERRORS as error:
         raise AdbenchError(f"{path}: unreadable anomaly map ({error})") from None
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise AdbenchError(f"{path}: anomaly map of shape {array.shape}; expected one channel (H, W)")
-    array = array.astype(np.float32, copy=False)
+    array = array.astype(np.float32, copy=False).reshape(shape)
     if not np.isfinite(array).all():
         raise AdbenchError(f"{path}: anomaly map contains NaN or infinite values")
     return array
+
+
+def _read_npy(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with path.open("rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version not in headers:  # 3.0 exists only for structured dtypes' unicode field names
+            raise ValueError(f".npy format {version[0]}.{version[1]}; save the map with numpy.save")
+        stored_shape, _, dtype = headers[version](handle)
+        if dtype.kind not in "biuf":
+            raise AdbenchError(f"{path}: anomaly map of dtype {dtype}; expected plain numbers, e.g. float32")
+        _check_shape(path, stored_shape, shape)
+        handle.seek(0)
+        return np.lib.format.read_array(handle, allow_pickle=False)
+
+
+def _read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    with warnings.catch_warnings():
+        # Pillow warns from 89 M pixels on; the size is checked against the mask's right below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
+        _check_shape(path, (image.height, image.width, len(image.getbands())), shape)
+        return np.asarray(image)
+
+
+def _check_shape(path: Path, stored: tuple[int, ...], shape: tuple[int, int]) -> None:
+    if len(stored) == 3 and stored[-1] == 1:
+        stored = stored[:2]
+    if len(stored) != 2:
+        raise AdbenchError(f"{path}: anomaly map of shape {stored}; expected one channel (H, W)")
+    if stored != shape:
+        raise AdbenchError(
+            f"{path}: map is {stored[1]}x{stored[0]} but its ground truth is {shape[1]}x{shape[0]}; "
+            "write maps at the size of the masks"
+        )
 
 
 def _map_path(category_dir: Path, files: CategoryFiles, image: Path) -> Path:
@@ -67,13 +98,7 @@ def load_maps(maps_root: Path, files: CategoryFiles, truth: NativeMasks) -> np.n
     used = set()
     for i, item in enumerate(files.test):
         path = _map_path(category_dir, files, item.path)
-        array = read_map(path)
-        if array.shape != (height, width):
-            raise AdbenchError(
-                f"{path}: map is {array.shape[1]}x{array.shape[0]} but its ground truth is {width}x{height}; "
-                "write maps at the size of the masks"
-            )
-        maps[i] = array
+        maps[i] = read_map(path, (height, width))
         used.add(path.resolve())
     for path in sorted(category_dir.rglob("*")):
         if path.suffix in MAP_SUFFIXES and path.is_file() and path.resolve() not in used:

@@ -1,14 +1,17 @@
 """Running the grid: methods × categories × seeds, each cell fit → score → metrics.
 
 Everything that can be checked before training is checked first (method names, categories, folder
-structure, the names and types of per-method parameters), so a typo fails in a second, not after an
+structure, the names, types and ranges of per-method parameters, then every image the grid uses,
+decoded into the cache), so a typo or a damaged file fails before the run folder exists, not after an
 hour. The results table is rewritten atomically after every cell, so an interruption keeps every
 finished cell's rows. Cells run one after another here, or as Dask tasks (adbench/dask_executor.py):
 `run_cell` needs only its `CellTask`, and this process alone records outcomes.
 
 Run folder:
 
-    <out>/<run-id>/manifest.json     resolved config, seeds, per-cell params and budgets, versions, commit
+    <out>/<run-id>/manifest.json     resolved config, seeds, per-cell params and budgets, versions, commit;
+                                     paths of the run's own files are relative to the run folder
+    <out>/<run-id>/.lock             while a process works in the run (adbench.run_lock)
     <out>/<run-id>/results.parquet   the tidy table (and results.csv)
     <out>/<run-id>/cells/<method>/<category>/seed<k>/
         checkpoint.safetensors   losses.csv   scores.csv   samples.npz
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
+import os
 import random
 import shutil
 import time
@@ -41,9 +46,10 @@ from adbench.config import RunConfig, checked_params
 from adbench.data.cache import CategoryTensors, cache_root, describe, load_category
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
 from adbench.data.synth import default_dataset
-from adbench.detector import CategorySpec, Detector, Scores, TrainingBudget
+from adbench.detector import CategorySpec, Detector, InputSpec, Scores, TrainingBudget
 from adbench.errors import AdbenchError
 from adbench.evaluation import image_metrics, map_metrics
+from adbench.files import read_json_file
 from adbench.metrics.threshold import ThresholdResult
 from adbench.registry import load_method
 from adbench.results import (
@@ -54,6 +60,7 @@ from adbench.results import (
     results_frame,
     write_results,
 )
+from adbench.run_lock import run_lock
 from adbench.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
 from adbench.sensitivity import (
     COLLAPSE_THRESHOLD,
@@ -205,78 +212,154 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     return ResolvedGrid(root, methods, files)
 
 
+def cell_folder(method: str, category: str, seed: int) -> Path:
+    """A cell's folder relative to its run folder; the manifest stores paths relative to it too, so a
+    run folder can be moved or resumed from anywhere."""
+    return Path("cells") / method / category / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class _PendingCell:
+    method: type[Detector]
+    files: CategoryFiles
+    category: CategorySpec
+    seed: int
+
+
 class _Grid:
-    """The state of one run while it executes: its folder, manifest and accumulated rows."""
+    """The state of one run while it executes: its folder, manifest and accumulated rows.
+
+    Everything that can fail on the data (every image of the cells to run decoded, checked and cached)
+    fails before the run folder is created or, when resuming, before anything in it changes; the run
+    folder's lock (adbench.run_lock) is held from the first write into it to the last.
+    """
 
     def __init__(self, config: RunConfig, console: Console, resume: bool = False) -> None:
         self.config = config
         self.console = console
+        if config.executor == "dask":
+            from adbench.dask_executor import require_dask
+
+            require_dask()
         self.device = _grid_device(config)
         grid = resolve_grid(config)
         self.root, self.methods, self.files = grid.root, grid.methods, grid.files
         self.started = datetime.now(UTC)
+        self.resume = resume
         self.finished: set[tuple[str, str, int]] = set()
-        if resume:
-            self._reopen()
-            return
-        self.run_dir = _new_run_dir(config, self.started)
         self.rows: list[dict[str, Any]] = []
-        self.manifest: dict[str, Any] = {
+        self.manifest: dict[str, Any] = {}
+        assert config.run_name is not None or not resume
+        self.run_dir = config.out / config.run_name if resume and config.run_name else Path()
+
+    def execute(self) -> RunOutcome:
+        with contextlib.ExitStack() as held:
+            if self.resume:
+                held.enter_context(run_lock(self.run_dir))
+                self._read_stored()
+            pending = self._pending()
+            self._check_data(pending)
+            if self.resume:
+                self._reopen()
+                for category in self.files:  # in grid order
+                    for method, seed in itertools.product(self.methods, self.config.seeds):
+                        if (method, category, seed) in self.finished:
+                            self.console.print(f"[blue]kept[/] {escape(f'{method}/{category}/seed{seed}')}")
+            else:
+                self._create()
+                held.enter_context(run_lock(self.run_dir))
+                write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+            tasks = [
+                CellTask(self.config, self.run_dir, c.method.name, c.files, c.category, c.seed)
+                for c in pending
+            ]
+            return self._run(tasks)
+
+    def _create(self) -> None:
+        self.run_dir = _new_run_dir(self.config, self.started)
+        self.manifest = {
             "run_id": self.run_dir.name,
             "status": "running",
             "started_at": self.started.isoformat(),
-            "config": config.to_manifest(),
+            "config": self.config.to_manifest(),
             "dataset": str(self.root.resolve()),
             "device": self.device,
             "environment": environment(),
             "cells": [],
         }
-        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
-    def _reopen(self) -> None:
-        """Continue an interrupted run in its own folder: keep each finished cell, forget the rest.
+    def _read_stored(self) -> None:
+        """Find the finished cells of the run being resumed, changing nothing yet.
 
-        A cell is finished when the manifest lists it, its checkpoint exists and the results table holds
-        its rows; the manifest entry is written last, so a kill at any moment leaves either all three or
-        a cell that is redone from scratch.
+        A cell is finished when the manifest lists it, the results table holds its rows and its folder
+        (with its checkpoint, for a run that trained) is inside this run folder; the manifest entry is
+        written last, so a kill at any moment leaves either all three or a cell that is redone. Stored
+        paths are never followed: the cell's place is derived from its method, category and seed.
         """
-        assert self.config.run_name is not None
-        self.run_dir = self.config.out / self.config.run_name
-        self.manifest = json.loads((self.run_dir / MANIFEST).read_text())
+        manifest_path = self.run_dir / MANIFEST
+        self.manifest = read_json_file(manifest_path, "run manifest", "expected an adbench run folder")
+        cells = _stored_cells(self.manifest, manifest_path)
+        _refuse_links(self.run_dir / "cells")
         stored = (
             read_results(self.run_dir) if (self.run_dir / RESULTS_PARQUET).exists() else results_frame([])
         )
         row_cells = list(zip(stored["method"], stored["category"], stored["seed"].astype(int), strict=True))
+        with_rows = set(row_cells)
         kept = []
-        for cell in self.manifest["cells"]:
+        for cell in cells:
             key = (cell["method"], cell["category"], int(cell["seed"]))
-            if key in set(row_cells) and Path(cell["checkpoint"]).is_file():
+            folder = self.run_dir / cell_folder(*key)
+            on_disk = folder.is_dir() if self.config.eval_only_from else (folder / CHECKPOINT).is_file()
+            if key in with_rows and on_disk and key not in self.finished:
+                if self.config.eval_only_from is None:
+                    cell = cell | {"checkpoint": str(cell_folder(*key) / CHECKPOINT)}
                 kept.append(cell)
                 self.finished.add(key)
         self.manifest["cells"] = kept
         self.rows = stored[[key in self.finished for key in row_cells]].to_dict("records")
+
+    def _reopen(self) -> None:
+        """Continue the run in its own folder: forget its unfinished cells and a killed writer's files."""
+        for leftover in _stale_temporary_files(self.run_dir):
+            leftover.unlink(missing_ok=True)
         self.manifest |= {"status": "running", "environment": environment()}
         self.manifest.setdefault("resumed_at", []).append(self.started.isoformat())
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
-    def tasks(self) -> list[CellTask]:
+    def _pending(self) -> list[_PendingCell]:
         """The cells still to run, in grid order (categories, then methods, then seeds)."""
-        tasks = []
+        pending = []
         for category_name, files in self.files.items():
             category = describe(files)
             for method in self.methods.values():
                 for seed in self.config.seeds:
-                    if (method.name, category_name, seed) in self.finished:
-                        self.console.print(
-                            f"[blue]kept[/] {escape(f'{method.name}/{category_name}/seed{seed}')}"
-                        )
-                        continue
-                    tasks.append(CellTask(self.config, self.run_dir, method.name, files, category, seed))
-        return tasks
+                    if (method.name, category_name, seed) not in self.finished:
+                        pending.append(_PendingCell(method, files, category, seed))
+        return pending
 
-    def execute(self) -> RunOutcome:
+    def _check_data(self, pending: list[_PendingCell]) -> None:
+        """Decode every image the pending cells use, at each input size they need, into the cache."""
+        needed: dict[tuple[str, InputSpec], tuple[_PendingCell, str]] = {}
+        seen: set[tuple[str, str]] = set()
+        for cell in pending:
+            if (cell.method.name, cell.files.name) not in seen:
+                seen.add((cell.method.name, cell.files.name))
+                spec = _input_spec(cell.method, cell.category, self.config, cell.seed)
+                needed.setdefault((cell.files.name, spec), (cell, cell.method.name))
+        total = sum(len(cell.files.all_paths()) for cell, _ in needed.values())
+        with _progress(self.console) as progress:
+            task = progress.add_task("check data", total=total, status="")
+            done = 0
+            for (name, spec), (cell, method) in needed.items():
+                progress.update(task, status=f"{escape(name)} at {spec.image_size} px")
+                tensors = load_category(cell.files, cell.category, spec, lambda: progress.advance(task))
+                done += len(cell.files.all_paths())
+                progress.update(task, completed=done)
+                if tensors.upscaled:
+                    self.console.print(_upscaled_note(method, spec, tensors), highlight=False)
+
+    def _run(self, tasks: list[CellTask]) -> RunOutcome:
         try:
-            tasks = self.tasks()
             if self.config.executor == "dask":
                 from adbench.dask_executor import run_on_dask
 
@@ -293,12 +376,19 @@ class _Grid:
                 status = f"failed: {error}"
             else:  # a bug, in a method or here: its traceback follows on the terminal
                 status = f"failed: {type(error).__name__}: {error}"
+            if status.startswith("failed") and not self.resume and not self._worth_keeping():
+                shutil.rmtree(self.run_dir)  # nothing in it; keeping it would only block its --name
+                raise
             # On a full disk this write fails too; the user must see the first error, not this one.
             with contextlib.suppress(AdbenchError):
                 self._finish(status)
             raise
         self._finish("finished")
         return RunOutcome(self.run_dir, self._table())
+
+    def _worth_keeping(self) -> bool:
+        """A finished cell, or a trained checkpoint whose scoring failed (the error points to it)."""
+        return bool(self.manifest["cells"]) or any((self.run_dir / "cells").rglob(CHECKPOINT))
 
     def _table(self) -> pd.DataFrame:
         """Every finished cell's rows in grid order, whatever order the cells finished in."""
@@ -322,6 +412,90 @@ class _Grid:
     def _finish(self, status: str) -> None:
         self.manifest |= {"status": status, "finished_at": datetime.now(UTC).isoformat()}
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+
+def _input_spec(method: type[Detector], category: CategorySpec, config: RunConfig, seed: int) -> InputSpec:
+    """The images a cell's detector will ask for: built untrained on the CPU, or read from the checkpoint
+    it re-scores (which also finds a missing or foreign checkpoint before any cell runs)."""
+    if config.eval_only_from is None:
+        return new_detector(method, category, config, torch.device("cpu"))[0].input_spec
+    return method.load(_source_checkpoint(config.eval_only_from, method.name, category.name, seed)).input_spec
+
+
+def _source_checkpoint(source_run: Path, method: str, category: str, seed: int) -> Path:
+    checkpoint = source_run / cell_folder(method, category, seed) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise AdbenchError(
+            f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
+        )
+    return checkpoint
+
+
+def _upscaled_note(method: str, spec: InputSpec, tensors: CategoryTensors) -> str:
+    total = len(tensors.train) + len(tensors.validation) + len(tensors.test)
+    return (
+        f"note: {tensors.category.name}: {len(tensors.upscaled)} of {total} images are smaller than "
+        f"{method}'s {spec.image_size} px input and are enlarged to it, e.g. {tensors.upscaled[0]}"
+    )
+
+
+def _stored_cells(manifest: Any, path: Path) -> list[dict[str, Any]]:
+    """The manifest's cell entries, each checked to name a method, a category and a seed."""
+    cells = manifest.get("cells") if isinstance(manifest, dict) else None
+    if not isinstance(cells, list):
+        raise AdbenchError(f"{path}: no list of cells; it was changed outside adbench")
+    for index, cell in enumerate(cells):
+        valid = (
+            isinstance(cell, dict)
+            and isinstance(cell.get("method"), str)
+            and isinstance(cell.get("category"), str)
+            and isinstance(cell.get("seed"), int)
+            and not isinstance(cell.get("seed"), bool)
+            and 0 <= cell["seed"] < 2**32
+        )
+        if not valid:
+            raise AdbenchError(
+                f"{path}: cell {index} does not name a method, a category and a seed from 0 to 2^32-1 "
+                f"({json.dumps(cell)[:120]}); it was changed outside adbench"
+            )
+    return cells
+
+
+def _refuse_links(folder: Path) -> None:
+    """No symbolic link anywhere under `folder`: resuming deletes unfinished cell folders, and a link
+    would make that delete someone else's files."""
+    if folder.is_symlink():
+        raise _link_error(folder)
+    for parent, folders, files in os.walk(folder):  # os.walk does not follow links into folders
+        for name in (*folders, *files):
+            if (Path(parent) / name).is_symlink():
+                raise _link_error(Path(parent) / name)
+
+
+def _link_error(link: Path) -> AdbenchError:
+    return AdbenchError(
+        f"{link}: a symbolic link inside a run folder, which adbench never follows (it deletes unfinished "
+        "cells); replace it with the files themselves"
+    )
+
+
+def _stale_temporary_files(run_dir: Path) -> list[Path]:
+    """Temporary files of atomic writes (adbench.atomic) that a killed process left behind."""
+    return [
+        path for path in (*run_dir.glob(".*.tmp"), *run_dir.glob("cells/*/*/seed*/.*.tmp")) if path.is_file()
+    ]
+
+
+def _clear_cell_folder(run_dir: Path, cell: Path) -> Path:
+    """`run_dir / cell`, emptied of an interrupted attempt's files; never through a symbolic link."""
+    for depth in range(1, len(cell.parts) + 1):
+        if (run_dir / Path(*cell.parts[:depth])).is_symlink():
+            raise _link_error(run_dir / Path(*cell.parts[:depth]))
+    cell_dir = run_dir / cell
+    if cell_dir.exists():  # nothing in it was recorded as finished
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    return cell_dir
 
 
 @dataclass(frozen=True)
@@ -366,20 +540,16 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
     """Fit (or load), score, time and store one cell in its folder; the caller records the outcome."""
     config, category, label = task.config, task.category, task.label
     device = resolve_device(config.device)
-    cell = Path("cells") / task.method / task.files.name / f"seed{task.seed}"
-    cell_dir = task.run_dir / cell
+    cell = cell_folder(task.method, task.files.name, task.seed)
     budget: TrainingBudget | None = None
     if config.eval_only_from is None:
         seed_everything(task.seed)
         detector, budget = new_detector(load_method(task.method), task.category, config, device)
-        checkpoint = cell_dir / CHECKPOINT
+        checkpoint = cell / CHECKPOINT
     else:
-        checkpoint = config.eval_only_from / cell / CHECKPOINT
-        if not checkpoint.is_file():
-            raise AdbenchError(
-                f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
-            )
-        detector = load_method(task.method).load(checkpoint, device=device)
+        source = _source_checkpoint(config.eval_only_from, task.method, task.files.name, task.seed)
+        detector = load_method(task.method).load(source, device=device)
+        checkpoint = Path(os.path.abspath(source))
 
     decode_task = progress.add_task(
         f"decode {escape(task.files.name)}", total=len(task.files.all_paths()), status=""
@@ -388,9 +558,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
     progress.remove_task(decode_task)
     tensors = tensors.on(device)  # once per cell; the detectors' own .to(device) calls are then free
 
-    if cell_dir.exists():  # left by an interrupted attempt; nothing in it was recorded as finished
-        shutil.rmtree(cell_dir)
-    cell_dir.mkdir(parents=True)
+    cell_dir = _clear_cell_folder(task.run_dir, cell)
     with _precision(device, config.amp):
         fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
@@ -438,7 +606,8 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "evaluate_seconds": round(evaluate_seconds, 3),
         "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
         "input_sensitivity": metrics.get(INPUT_SENSITIVITY),
-        "warnings": [COLLAPSE_WARNING] if collapsed else [],
+        "warnings": ([COLLAPSE_WARNING] if collapsed else [])
+        + ([_upscaled_note(task.method, detector.input_spec, tensors)] if tensors.upscaled else []),
         "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
     }
     headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
@@ -527,9 +696,11 @@ def run(config: RunConfig, console: Console | None = None) -> RunOutcome:
     return _Grid(config, console or Console(stderr=True)).execute()
 
 
-def resume(run_dir: Path, console: Console | None = None) -> RunOutcome:
-    """Finish an interrupted run in its own folder, keeping every cell it finished."""
-    config = RunConfig.from_manifest(run_dir)
+def resume(run_dir: Path, console: Console | None = None, scheduler: str | None = None) -> RunOutcome:
+    """Finish an interrupted run in its own folder, keeping every cell it finished; a run on an existing
+    Dask cluster needs the `scheduler` address again (it is never taken from the folder)."""
+    run_dir = Path(os.path.abspath(run_dir))  # `--resume .` from inside the run folder names it
+    config = RunConfig.from_manifest(run_dir, scheduler)
     if config.data is not None and not config.data.is_dir():
         raise AdbenchError(
             f"{run_dir}: its dataset {config.data} is not there any more; put it back at that path "

@@ -30,3 +30,18 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dataset_copy(tiny_root: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny dataset that a test may damage."""
     return Path(shutil.copytree(tiny_root, tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def one_cell_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished smoke run of l2ae on one category (copy it before changing it): resuming it trains
+    nothing."""
+    from tests.helpers import adbench
+
+    out = tmp_path_factory.mktemp("runs")
+    result = adbench(
+        "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root), "--out", str(out),
+        "--categories", "washer", "--name", "one",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out / "one"

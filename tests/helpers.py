@@ -84,3 +84,15 @@ def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarr
         full=True,
     )
     return full
+
+
+def one_line(stderr: str) -> str:
+    """The only non-blank line of `stderr`, which must hold no traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (hidden temporary files included) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

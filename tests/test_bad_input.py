@@ -26,7 +26,7 @@ from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.results import MANIFEST, RESULTS_CSV, RESULTS_PARQUET, read_results, results_frame, write_results
 from adbench_methods.autoencoder.detector import L2Autoencoder
-from tests.helpers import adbench
+from tests.helpers import adbench, one_line, snapshot
 
 SIZE = 64  # the tiny dataset's image side: loading at it resizes nothing, so values compare exactly
 
@@ -242,17 +242,12 @@ def _writes_half_then_fills_the_disk(original):
     return write
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` (hidden temporary files included) and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("failing", ["parquet", "csv", "fsync"])
 def test_full_disk_while_writing_results_keeps_the_previous_table(tmp_path, monkeypatch, failing):
     run_dir = tmp_path / "run"
     previous = _frame([0.5, 0.75])
     write_results(run_dir, previous)
-    before = _snapshot(run_dir)
+    before = snapshot(run_dir)
     assert set(before) == {RESULTS_PARQUET, RESULTS_CSV}
     if failing == "parquet":
         monkeypatch.setattr(
@@ -269,14 +264,14 @@ def test_full_disk_while_writing_results_keeps_the_previous_table(tmp_path, monk
     with pytest.raises(AdbenchError, match=r"results\.(parquet|csv): not written, no space left on device"):
         write_results(run_dir, _frame([0.1, 0.2, 0.3]))
     monkeypatch.undo()
-    assert _snapshot(run_dir) == before, "both files byte-identical, no temporary file left behind"
+    assert snapshot(run_dir) == before, "both files byte-identical, no temporary file left behind"
     pd.testing.assert_frame_equal(read_results(run_dir), previous)
 
 
 def test_other_write_errors_keep_their_traceback(tmp_path, monkeypatch):
     """Only a full disk is the user's to fix; anything else stays an OSError (a bug to see in full)."""
     write_results(tmp_path, _frame([0.5]))
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     def fsync(descriptor: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
@@ -286,7 +281,7 @@ def test_other_write_errors_keep_their_traceback(tmp_path, monkeypatch):
         write_results(tmp_path, _frame([0.1]))
     assert not isinstance(raised.value, AdbenchError) and raised.value.errno == errno.EIO
     monkeypatch.undo()
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_full_disk_while_caching_images_is_one_error_and_leaves_no_partial_entry(dataset_copy, monkeypatch):
@@ -307,24 +302,6 @@ def test_full_disk_while_caching_images_is_one_error_and_leaves_no_partial_entry
 
 
 # --- a run folder damaged by hand -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def one_cell_run(tiny_root, tmp_path_factory) -> Path:
-    """A finished smoke run of l2ae on one category: resuming it trains nothing."""
-    out = tmp_path_factory.mktemp("runs")
-    result = adbench(
-        "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root), "--out", str(out),
-        "--categories", "washer", "--name", "one",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return out / "one"
-
-
-def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def _garbage(path: Path) -> None:
@@ -349,12 +326,12 @@ def _text_in_seed(path: Path) -> None:
 def test_resume_with_a_damaged_results_table_stops_and_keeps_it(one_cell_run, tmp_path, damage):
     run_dir = Path(shutil.copytree(one_cell_run, tmp_path / "one"))
     damage(run_dir / RESULTS_PARQUET)
-    before = _snapshot(run_dir)
+    before = snapshot(run_dir)
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 2, result.stdout + result.stderr
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert f"{run_dir / RESULTS_PARQUET}:" in line and "changed outside adbench" in line, line
-    assert _snapshot(run_dir) == before, "the damaged table (and the rest of the run) must not be rewritten"
+    assert snapshot(run_dir) == before, "the damaged table (and the rest of the run) must not be rewritten"
 
 
 def test_resume_on_a_full_disk_is_one_line_and_keeps_the_manifest(
@@ -364,7 +341,7 @@ def test_resume_on_a_full_disk_is_one_line_and_keeps_the_manifest(
 
     run_dir = Path(shutil.copytree(one_cell_run, tmp_path / "one"))
     assert json.loads((run_dir / MANIFEST).read_text())["status"] == "finished"
-    before = _snapshot(run_dir)
+    before = snapshot(run_dir)
 
     def fsync(descriptor: int) -> None:
         raise _disk_full("")
@@ -375,6 +352,6 @@ def test_resume_on_a_full_disk_is_one_line_and_keeps_the_manifest(
         main()
     monkeypatch.undo()
     assert exited.value.code == 2
-    line = _one_line(capsys.readouterr().err)
+    line = one_line(capsys.readouterr().err)
     assert f"{run_dir / MANIFEST}: not written, no space left on device" in line, line
-    assert _snapshot(run_dir) == before
+    assert snapshot(run_dir) == before

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +24,19 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from adbench.atomic import make_folder, write_text_atomic
+from adbench.atomic import staging_folder, write_text_atomic
 from adbench.data.layout import CategoryFiles
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.metrics.pixel import Regions, label_regions
 
-# Bump when the stored arrays' meaning changes (resampling filter, layout), so stale entries are ignored.
-CACHE_FORMAT = 3
-_DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+# Bump when the stored arrays' meaning changes (resampling filter, layout, what a mask pixel means), so
+# stale entries are ignored.
+CACHE_FORMAT = 4
+_GRAY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"}
+# Upscaling an image of less than this share of the input side invents nearly all of its pixels.
+_SMALLEST_SHARE_OF_INPUT = 1 / 8
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def cache_root() -> Path:
@@ -57,6 +60,7 @@ class CategoryTensors:
     test_defects: tuple[str, ...]
     test_names: tuple[str, ...]  # paths relative to the dataset root
     regions: Regions  # 8-connected components of test_masks, labelled once when the entry is built
+    upscaled: tuple[str, ...] = ()  # images (relative paths) smaller than the input side, enlarged to it
 
     def on(self, device: torch.device) -> CategoryTensors:
         """The images on `device`, moved once per cell; masks stay on the CPU, where the metrics run."""
@@ -83,14 +87,24 @@ def fingerprint(files: CategoryFiles) -> str:
 
 
 def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
-    """The category's spec; its channel count comes from the training images' mode, cached by fingerprint
-    (`remember` False: read, never written, for a dry run)."""
+    """The category's spec, cached by fingerprint (`remember` False: read, never written, for a dry run).
+
+    It is colour when most training images are; a grayscale category holding a colour image is refused,
+    naming it, since converting it would hide which file is odd (and the colour it may show a defect by).
+    """
     entry = cache_root() / "categories" / f"{files.name}-{fingerprint(files)}.json"
     if entry.is_file():
         channels = json.loads(entry.read_text())["channels"]
     else:
-        modes = {_open(path, header_only=True).mode for path in files.train}
-        channels = 1 if modes <= {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"} else 3
+        images = [*files.train, *files.validation, *(item.path for item in files.test)]
+        gray = {path: _open(path, header_only=True).mode in _GRAY_MODES for path in images}
+        channels = 1 if 2 * sum(gray[path] for path in files.train) >= len(files.train) else 3
+        odd = next((path for path in images if not gray[path]), None)
+        if channels == 1 and odd is not None:
+            raise AdbenchError(
+                f"{odd}: a colour image ({_open(odd, header_only=True).mode}) in a grayscale category "
+                f"(most training images of {files.name} are grayscale); convert it to grayscale"
+            )
         if remember:
             write_text_atomic(entry, json.dumps({"channels": channels}))
     return CategorySpec(files.name, files.kind, channels)
@@ -123,6 +137,7 @@ def load_category(
         test_defects=tuple(index["defects"]),
         test_names=tuple(index["names"]),
         regions=regions,
+        upscaled=tuple(index["upscaled"]),
     )
 
 
@@ -182,8 +197,7 @@ def _index(files: CategoryFiles) -> dict[str, list[str]]:
 
 def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str]]) -> None:
     """Write a cache entry folder atomically (built beside it, then renamed)."""
-    make_folder(entry.parent)
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
+    tmp = staging_folder(entry)
     try:
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "index.json").write_text(json.dumps(index))
@@ -229,7 +243,20 @@ def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callabl
         **_region_arrays(masks),
         **_labels(files),
     }
-    _store(entry, arrays, _index(files))
+    _store(entry, arrays, _index(files) | {"upscaled": _upscaled(files, original_sizes, spec)})
+
+
+def _upscaled(files: CategoryFiles, sizes: Mapping[Path, tuple[int, int]], spec: InputSpec) -> list[str]:
+    """Images smaller than the input side (enlarged to it); AdbenchError for one far too small."""
+    small = {path: size for path, size in sizes.items() if min(size) < spec.image_size}
+    for path, (width, height) in small.items():
+        if min(width, height) < spec.image_size * _SMALLEST_SHARE_OF_INPUT:
+            raise AdbenchError(
+                f"{path}: {width}x{height} pixels, far too small for the detector's {spec.image_size} px "
+                "input (enlarging it would invent nearly every pixel); replace it, or set a smaller "
+                "image_size in the grid file's [params.METHOD] table"
+            )
+    return [str(path.relative_to(files.root)) for path in small]
 
 
 def _open(path: Path, header_only: bool = False) -> Image.Image:
@@ -237,7 +264,7 @@ def _open(path: Path, header_only: bool = False) -> Image.Image:
         image = Image.open(path)
         if not header_only:
             image.load()
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it") from None
     return image
 
@@ -264,6 +291,16 @@ def _resize(image: Image.Image, spec: InputSpec) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
+def _defect_pixels(mask: Image.Image) -> np.ndarray:
+    """(H, W) bool: nonzero = defect, whatever the bit depth (a 16-bit 0/1 mask scaled to 8 bits would be
+    empty). Colour and palette masks count what shows on black: any nonzero colour, unless transparent
+    (a luminance threshold would miss a dark blue mark)."""
+    if mask.mode in _GRAY_MODES:
+        return np.asarray(mask) != 0
+    rgba = np.asarray(mask.convert("RGBA"))
+    return rgba[..., :3].any(axis=2) & (rgba[..., 3] != 0)
+
+
 def _decode_mask(
     mask_path: Path, image_path: Path, image_size: tuple[int, int], size: int | None
 ) -> np.ndarray:
@@ -274,7 +311,7 @@ def _decode_mask(
             f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image {image_path.name} is "
             f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
         )
-    binary = Image.fromarray((np.asarray(_to_uint8(mask, 1)) > 0).astype(np.uint8))
+    binary = Image.fromarray(_defect_pixels(mask).astype(np.uint8))
     if size is not None:
         binary = binary.resize((size, size), Image.Resampling.NEAREST)
     return np.asarray(binary, dtype=np.uint8)

@@ -19,12 +19,14 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from adbench.data import mvtec
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError, unknown_name_message
+from adbench.files import read_text_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
@@ -68,8 +70,15 @@ def _images_in(folder: Path) -> list[Path]:
 
 def list_categories(root: Path) -> list[str]:
     """Category folders under `root`, sorted; MVTec AD's file entries (license.txt, ...) are skipped."""
+    if root.is_file():
+        raise AdbenchError(f"{root}: a file, not a folder; pass --data the dataset's root folder (unpacked)")
     if not root.is_dir():
         raise AdbenchError(f"{root}: dataset folder not found; pass --data with an MVTec AD-style root")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        raise AdbenchError(
+            f"{root}: a category folder (it holds train/ and test/), not a dataset root; "
+            f"pass its parent {root.parent} as --data, with --categories {root.name}"
+        )
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
         raise AdbenchError(f"{root}: no category folders; expected {root}/<category>/train/good/*.png")
@@ -93,13 +102,8 @@ def read_kinds(
     root: Path, categories: Sequence[str], overrides: Mapping[str, str]
 ) -> dict[str, CategoryKind]:
     """Texture or object for each category: command-line overrides, then categories.toml, then MVTec names."""
-    declared: dict[str, str] = {}
     kinds_file = root / KINDS_FILE
-    if kinds_file.is_file():
-        try:
-            declared = dict(tomllib.loads(kinds_file.read_text()).get("kinds", {}))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as error:
-            raise AdbenchError(f"{kinds_file}: not valid TOML with a [kinds] table ({error})") from None
+    declared = _declared_kinds(kinds_file) if kinds_file.is_file() else {}
     declared |= dict(overrides)
     kinds: dict[str, CategoryKind] = {}
     for name in categories:
@@ -112,6 +116,18 @@ def read_kinds(
                 f"{kinds_file}, or pass --kinds {name}=texture"
             )
         kinds[name] = kind
+    return kinds
+
+
+def _declared_kinds(kinds_file: Path) -> dict[str, Any]:
+    """categories.toml's [kinds] table (empty when it has none); its values are checked by the caller."""
+    hint = 'expected a [kinds] table of lines like pin = "object"'
+    try:
+        kinds = tomllib.loads(read_text_file(kinds_file, "TOML file", hint)).get("kinds", {})
+    except tomllib.TOMLDecodeError as error:
+        raise AdbenchError(f"{kinds_file}: not valid TOML ({error}); {hint}") from None
+    if not isinstance(kinds, dict):
+        raise AdbenchError(f"{kinds_file}: kinds = {kinds!r:.40} is not a table; {hint}")
     return kinds
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adbench.atomic import make_folder
+from adbench.atomic import staging_folder
 from adbench.data.layout import KINDS_FILE
 from adbench.detector import CategoryKind
 
@@ -267,8 +266,7 @@ def generate(out: Path, seed: int = 0, size: SynthSize = SynthSize()) -> Path:
     """
     if out.exists():
         raise FileExistsError(out)
-    make_folder(out.parent)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    tmp = staging_folder(out)
     try:
         for index, category in enumerate(CATEGORIES):
             _write_category(tmp, index, category, seed, size)

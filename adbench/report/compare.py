@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from adbench.atomic import write_json_atomic
 from adbench.errors import AdbenchError
+from adbench.files import read_text_file
 from adbench.metrics import HIGHER_IS_BETTER
+from adbench.params import coerced, type_problem
 from adbench.timing import TIMING_METRICS
 
 KEY = ["method", "category", "metric"]
@@ -40,22 +44,58 @@ def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str]) -> Non
             for r in values.itertuples()
         ],
     }
+    # What `read_baseline` would refuse is not written: a gate on it could never run.
+    if problem := _baseline_problem(document):
+        raise AdbenchError(f"{path}: not written; run {', '.join(run_ids)} gives no baseline ({problem})")
     write_json_atomic(path, document)
 
 
 def read_baseline(path: Path) -> pd.DataFrame:
+    """The baseline's entries; AdbenchError naming the file unless it holds at least one entry and each
+    is a distinct (method, category, metric) with a finite value: a gate on nothing always passes."""
+    text = read_text_file(
+        path, "baseline", f"create it with `adbench compare RUN --baseline {path} --update`"
+    )
     try:
-        document = json.loads(path.read_text())
-        entries = pd.DataFrame(document["entries"], columns=[*KEY, "value"])
-        if document.get("format") != BASELINE_FORMAT:
-            raise ValueError(f"format {document.get('format')!r}, expected {BASELINE_FORMAT}")
-        return entries.astype({"value": "float64"})
-    except FileNotFoundError:
-        raise AdbenchError(
-            f"{path}: no such baseline; create it with `adbench compare RUN --baseline {path} --update`"
-        ) from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise AdbenchError(f"{path}: not an adbench baseline ({error}); recreate it with --update") from None
+        problem = _baseline_problem(document := json.loads(text))
+    except json.JSONDecodeError as error:
+        problem = str(error)
+    if problem:
+        raise AdbenchError(f"{path}: not an adbench baseline ({problem}); recreate it with --update")
+    return pd.DataFrame(document["entries"], columns=[*KEY, "value"]).astype({"value": "float64"})
+
+
+def _baseline_problem(document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__}, not an object"
+    if document.get("format") != BASELINE_FORMAT:
+        return f"format {document.get('format')!r}, expected {BASELINE_FORMAT}"
+    entries = document.get("entries")
+    if not isinstance(entries, list):
+        return f"entries is {json.dumps(entries)[:40]}, not a list"
+    if not entries:
+        return "no entries, nothing to gate on"
+    for i, entry in enumerate(entries):
+        if problem := _entry_problem(entry):
+            return f"entry {i}: {problem}"
+    repeated = next(
+        (key for key, n in Counter(tuple(e[k] for k in KEY) for e in entries).items() if n > 1), None
+    )
+    if repeated:
+        return f"{'/'.join(repeated)} listed more than once"
+    return None
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict) or set(entry) != {*KEY, "value"}:
+        keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        return f"{keys}, expected an object with keys {', '.join(KEY)}, value"
+    if not all(isinstance(entry[key], str) for key in KEY):
+        return f"{', '.join(KEY)} must be strings"
+    value = entry["value"]
+    if type_problem(float, value) or not math.isfinite(coerced(float, value)):
+        return f"value {value!r} is not a finite number"
+    return None
 
 
 def regressions(results: pd.DataFrame, baseline: pd.DataFrame, tolerance: float) -> pd.DataFrame:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from adbench.atomic import make_folder, write_text_atomic
+from adbench.atomic import staging_folder
 from adbench.errors import AdbenchError
+from adbench.files import read_json_file
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.report import plots
 from adbench.report.paper import paper_notes, paper_rows
@@ -57,13 +60,9 @@ class StoredRun:
 
 
 def load_run(run_dir: Path) -> StoredRun:
-    manifest_path = run_dir / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError:
-        raise AdbenchError(f"{manifest_path}: not found; pass adbench run folders") from None
-    except json.JSONDecodeError as error:
-        raise AdbenchError(f"{manifest_path}: unreadable ({error}); it was changed outside adbench") from None
+    manifest = read_json_file(run_dir / MANIFEST, "run manifest", "pass adbench run folders")
+    if not isinstance(manifest, dict):
+        raise AdbenchError(f"{run_dir / MANIFEST}: not a run manifest; it was changed outside adbench")
     return StoredRun(run_dir, manifest, read_results(run_dir))
 
 
@@ -178,18 +177,33 @@ def _provenance(run: StoredRun) -> str:
     )
 
 
-def _cell_files(runs: list[StoredRun], name: str) -> pd.DataFrame:
-    """Every cell's `name` file (scores.csv, losses.csv) with method, category and seed columns."""
+def _seed_of(seed_dir: Path) -> int:
+    """k of a cell folder `seed<k>`; a stray folder by another name is the user's to remove."""
+    number = seed_dir.name.removeprefix("seed")
+    if not number.isdigit():
+        raise AdbenchError(f"{seed_dir}: not a cell folder of adbench (seed<k>); move it out of the run")
+    return int(number)
+
+
+def _cell_files(runs: list[StoredRun], name: str, columns: set[str]) -> pd.DataFrame:
+    """Every cell's `name` file (scores.csv, losses.csv), which must hold `columns`, with method,
+    category and seed columns added."""
     frames = []
     for run in runs:
         for path in sorted((run.path / "cells").glob(f"*/*/seed*/{name}")):
             seed_dir = path.parent
-            frame = pd.read_csv(path)
+            try:
+                frame = pd.read_csv(path)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+                raise AdbenchError(f"{path}: unreadable ({error}); it was changed outside adbench") from None
+            if not columns <= set(frame.columns):
+                raise AdbenchError(
+                    f"{path}: lacks the columns {sorted(columns - set(frame.columns))}; "
+                    "it was changed outside adbench"
+                )
             frames.append(
                 frame.assign(
-                    method=seed_dir.parent.parent.name,
-                    category=seed_dir.parent.name,
-                    seed=int(seed_dir.name.removeprefix("seed")),
+                    method=seed_dir.parent.parent.name, category=seed_dir.parent.name, seed=_seed_of(seed_dir)
                 )
             )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -201,7 +215,7 @@ def _category_samples(runs: list[StoredRun]) -> dict[str, dict[str, Samples]]:
     for run in runs:
         paths = sorted(
             (run.path / "cells").glob(f"*/*/seed*/{SAMPLES_FILE}"),
-            key=lambda path: int(path.parent.name.removeprefix("seed")),
+            key=lambda path: _seed_of(path.parent),
         )
         for path in paths:
             method, category = path.parent.parent.parent.name, path.parent.parent.name
@@ -227,16 +241,59 @@ def _refuse_shared_cells(runs: list[StoredRun]) -> None:
 
 
 def build_report(run_dirs: list[Path], out: Path) -> Path:
-    """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite."""
-    if out.exists():
-        raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
+    """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite.
+
+    Everything is written into a hidden folder beside `out` first and placed only when none of the
+    targets exists (not even as a link), so a failure or a refusal leaves nothing behind.
+    """
+    _refuse_existing(out, [out])
     runs = [load_run(path) for path in run_dirs]
     _refuse_shared_cells(runs)
     results = pd.concat([run.results for run in runs], ignore_index=True)
     if results.empty:
         raise AdbenchError(f"{run_dirs[0]}: the results table is empty; no cell finished in these runs")
     kinds = inference_kinds(runs)
-    make_folder(out.parent)
+    staging = staging_folder(out)
+    try:
+        report = _write_report(runs, results, kinds, staging / out.name)
+        _place(out, report)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _refuse_existing(out: Path, targets: list[Path]) -> None:
+    for target in targets:
+        if os.path.lexists(target):
+            raise _exists_error(out, target)
+
+
+def _exists_error(out: Path, target: Path) -> AdbenchError:
+    return AdbenchError(
+        f"{target}: already exists and is never overwritten (a report writes {out.name} and its figures "
+        f"{out.with_suffix('').name}-*.png); choose another --out"
+    )
+
+
+def _place(out: Path, written: list[Path]) -> None:
+    """Move the staged files beside `out`; a hard link never replaces an existing file or link."""
+    targets = [out.parent / path.name for path in written]
+    _refuse_existing(out, targets)
+    placed: list[Path] = []
+    for path, target in zip(written, targets, strict=True):
+        try:
+            os.link(path, target)
+        except FileExistsError:  # made by someone else since the check above
+            for done in placed:
+                done.unlink()
+            raise _exists_error(out, target) from None
+        placed.append(target)
+
+
+def _write_report(
+    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path
+) -> list[Path]:
+    """The figures and then the markdown file, all in `out`'s folder; returns their paths (report last)."""
     present = set(results["metric"])
     categories = category_order(results)
 
@@ -275,8 +332,8 @@ def build_report(run_dirs: list[Path], out: Path) -> Path:
         sections += ["", "## Figures", ""]
         sections += [f"![{caption}]({path.name})\n\n*{caption}*\n" for caption, path in figures]
     sections += ["", "## Provenance", ""] + [_provenance(run) + "\n" for run in runs]
-    write_text_atomic(out, "\n".join(sections).rstrip() + "\n")
-    return out
+    out.write_text("\n".join(sections).rstrip() + "\n")
+    return [*(path for _, path in figures), out]
 
 
 def _figures(
@@ -301,7 +358,7 @@ def _figures(
                     ),
                 )
             )
-    scores = _cell_files(runs, "scores.csv")
+    scores = _cell_files(runs, "scores.csv", {"label", "score"})
     if not scores.empty:
         figures.append(
             ("ROC curves per category (first seed)", plots.roc_curves(scores, Path(f"{stem}-roc.png")))
@@ -314,7 +371,7 @@ def _figures(
                 plots.qualitative_grid(category, kept[category], Path(f"{stem}-samples-{category}.png")),
             )
         )
-    losses = _cell_files(runs, "losses.csv")
+    losses = _cell_files(runs, "losses.csv", {"step"})
     if not losses.empty:
         long = losses.melt(id_vars=["step", "method", "category", "seed"], var_name="loss").dropna()
         figures.append(

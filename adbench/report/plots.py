@@ -29,7 +29,8 @@ def _save(figure: plt.Figure, path: Path) -> Path:
 def metric_heatmap(results: pd.DataFrame, metric: str, path: Path) -> Path:
     """Method × category heatmap of a metric (means over seeds), with the three group means."""
     table = category_table(results, metric)
-    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * table.shape[1], 0.8 + 0.5 * table.shape[0]))
+    # Tall enough for the column labels and the title even with a single method.
+    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * table.shape[1], max(2.5, 0.8 + 0.5 * table.shape[0])))
     sns.heatmap(
         table, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=axes, cbar_kws={"label": metric}
     )
