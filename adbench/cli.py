@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -449,7 +450,7 @@ def evaluate(
     from adbench.atomic import write_atomic
     from adbench.external_maps import evaluate_maps
 
-    if out.exists():
+    if os.path.lexists(out):  # a dangling link too: a file is never put in place of one
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
     with err_console.status("evaluating") as status:
         metrics = evaluate_maps(
@@ -543,7 +544,7 @@ def data_synth(
     """Write the synthetic dataset (MVTec AD layout) to a new folder."""
     from adbench.data.synth import generate
 
-    if out.exists():
+    if os.path.lexists(out):
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose a new --out")
     generate(out, seed)
     out_console.print(f"synthetic dataset (seed {seed}) written to {out}")
@@ -575,4 +576,5 @@ _USER_FIXABLE = {
     errno.EACCES: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
     errno.EPERM: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
     errno.EROFS: f"choose a place on a writable disk, {_AGAIN}",
+    errno.ENAMETOOLONG: "choose a shorter name or path",
 }

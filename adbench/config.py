@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 from collections import Counter
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from adbench.results import MANIFEST
 EXECUTORS = ("sequential", "dask")
 # More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
 MAX_SEEDS = 1000
+MAX_REPEATS = 1000  # single-image latency repeats: a median and a 95th percentile need no more
+MAX_NAME_BYTES = 255  # a file name's limit on every common filesystem
 # Scalar hyperparameter values a grid file may set (TOML/JSON scalars).
 ParamValue = bool | int | float | str
 
@@ -82,6 +85,11 @@ class RunConfig:
                 raise AdbenchError(
                     f"--{option} {str(text)!r}: contains a NUL byte, which no file name can hold"
                 )
+        if self.run_name is not None and len(self.run_name.encode()) > MAX_NAME_BYTES:
+            raise AdbenchError(
+                f"--name {self.run_name[:40]}...: {len(self.run_name.encode())} bytes; "
+                f"a folder name holds at most {MAX_NAME_BYTES}"
+            )
         if self.run_name is not None and (
             self.run_name in ("", ".", "..") or Path(self.run_name).name != self.run_name
         ):
@@ -94,8 +102,8 @@ class RunConfig:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
         if self.budget not in BUDGETS:
             raise AdbenchError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
-        if self.timing_repeats < 1:
-            raise AdbenchError(f"--repeats {self.timing_repeats}: must be at least 1")
+        if not 1 <= self.timing_repeats <= MAX_REPEATS:
+            raise AdbenchError(f"--repeats {self.timing_repeats}: must be from 1 to {MAX_REPEATS:,}")
         for category, kind in self.kinds:
             if kind not in ("texture", "object"):
                 raise AdbenchError(f"--kinds {category}={kind}: the kind must be 'texture' or 'object'")
@@ -114,8 +122,11 @@ class RunConfig:
                 "--executor dask needs exactly one of --scheduler tcp://HOST:PORT (an existing cluster) "
                 "and --workers N (a local cluster of N processes)"
             )
-        if self.workers is not None and self.workers < 1:
-            raise AdbenchError(f"--workers {self.workers}: must be at least 1")
+        cores = os.cpu_count() or 1
+        if self.workers is not None and not 1 <= self.workers <= cores:
+            # Each worker is a process of one thread: more than the cores gains nothing and, from a
+            # file, could start thousands of processes.
+            raise AdbenchError(f"--workers {self.workers}: must be from 1 to {cores}, this machine's cores")
 
     def to_manifest(self) -> dict[str, Any]:
         """The options in grid-file form (`OPTION_KEYS`), plus what only the harness sets."""

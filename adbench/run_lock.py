@@ -77,9 +77,10 @@ def _acquire(run_dir: Path, lock: Path) -> int:
             # O_NOFOLLOW: a link planted as the lock file must not make this write someone else's file.
             descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as error:
-            if error.errno != errno.ELOOP:
+            what = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder"}.get(error.errno or 0)
+            if what is None:
                 raise
-            raise AdbenchError(f"{lock}: a symbolic link, not adbench's lock file; remove it") from None
+            raise AdbenchError(f"{lock}: {what}, not adbench's lock file; remove it") from None
         if not _try_lock(descriptor):
             os.close(descriptor)
             raise AdbenchError(

@@ -1,11 +1,15 @@
-"""Helpers that several test modules share: the command as a subprocess, short seeded training."""
+"""Helpers that several test modules share: the command as a user runs it, short seeded training."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +58,79 @@ def quality_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def adbench(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The `adbench` command as a user runs it, in a fresh interpreter (`env` adds variables)."""
-    return subprocess.run(
-        [sys.executable, "-c", "from adbench.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=None if env is None else os.environ | env,
-        timeout=timeout,
-    )
+    """The `adbench` command as a user runs it: its exit code, stdout and stderr (`env` adds variables).
+
+    It runs in this interpreter, since a fresh one spends about 5 s importing torch and pandas and the
+    suite runs the command a few hundred times; warnings are written to its stderr as a fresh interpreter
+    would print them. `fresh` runs it in a new interpreter instead, for what must not share this
+    process's state (entry points on another path, a Dask client, signals).
+    """
+    if fresh:
+        return subprocess.run(
+            [sys.executable, "-c", "from adbench.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=None if env is None else os.environ | env,
+            timeout=timeout,
+        )
+    return _in_process(list(args), cwd, env or {})
+
+
+# What Python's default filters hide (DeprecationWarning everywhere but in __main__).
+_QUIET_IN_A_FRESH_INTERPRETER = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    ImportWarning,
+    ResourceWarning,
+)
+
+
+def _in_process(args: list[str], cwd: Path | None, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    from adbench.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_environment, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    code: int | str | None = 0
+    try:
+        os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.argv = ["adbench", *args]
+        with (
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("default")
+            for quiet in _QUIET_IN_A_FRESH_INTERPRETER:
+                warnings.simplefilter("ignore", quiet)
+            try:
+                main()
+            except SystemExit as exit_:
+                code = exit_.code
+            except Exception:  # what a fresh interpreter prints for an uncaught exception
+                stderr.write(traceback.format_exc())
+                code = 1
+            for warning in caught:
+                stderr.write(
+                    warnings.formatwarning(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+                )
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environment)
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(["adbench", *args], returncode, stdout.getvalue(), stderr.getvalue())
 
 
 def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarray:

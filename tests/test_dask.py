@@ -48,7 +48,7 @@ def sequential(tiny_root, tmp_path_factory):
 def test_local_cluster_gives_the_sequential_table(sequential, tiny_root, tmp_path):
     result = adbench(
         "run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), "--name", "dask",
-        "--executor", "dask", "--workers", "2",
+        "--executor", "dask", "--workers", "2", fresh=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     _assert_same_table(tmp_path / "dask", sequential)
@@ -117,7 +117,7 @@ def test_remote_workers_resolve_the_device_themselves(tiny_root, tmp_path):
     with _cluster(tmp_path) as (address, _):
         result = adbench(
             "run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), "--name", "gpu",
-            "--executor", "dask", "--scheduler", address, "--device", "cuda",
+            "--executor", "dask", "--scheduler", address, "--device", "cuda", fresh=True,
         )  # fmt: skip
     # The refusal comes from a worker (these have no GPU either), not from this process before submitting.
     assert result.returncode == 2, result.stderr
@@ -135,5 +135,14 @@ def test_dask_options_are_checked_before_anything_runs(tiny_root, tmp_path):
         ("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"): "no Dask scheduler answered",
     }
     for flags, message in cases.items():
-        result = adbench("run", *GRID, "--data", str(tiny_root), "--out", str(tmp_path), *flags)
+        result = adbench(
+            "run",
+            *GRID,
+            "--data",
+            str(tiny_root),
+            "--out",
+            str(tmp_path),
+            *flags,
+            fresh="--scheduler" in flags,
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -200,7 +200,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run(one_cell_run,
     run_dir = _copy(one_cell_run, tmp_path / "one")
     with run_lock(run_dir):
         before = snapshot(run_dir)
-        result = adbench("run", "--resume", str(run_dir))
+        result = adbench("run", "--resume", str(run_dir), fresh=True)
         assert result.returncode == 2
         line = one_line(result.stderr)
         assert f"in use by process {os.getpid()} on {socket.gethostname()}" in line, line
@@ -219,6 +219,23 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(one_cell_run, tmp_path):
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 0, result.stderr
     assert not (run_dir / LOCK_FILE).exists(), "a run that ends removes its lock file"
+
+
+@pytest.mark.parametrize("planted", ["folder", "link"])
+def test_a_lock_file_that_is_not_a_file_is_one_line(one_cell_run, tmp_path, planted):
+    run_dir = _copy(one_cell_run, tmp_path / "one")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file")
+    if planted == "folder":
+        (run_dir / LOCK_FILE).mkdir()
+    else:
+        (run_dir / LOCK_FILE).symlink_to(victim)
+    result = adbench("run", "--resume", str(run_dir))
+    assert result.returncode == 2
+    assert f"{run_dir / LOCK_FILE}: a {'folder' if planted == 'folder' else 'symbolic link'}" in one_line(
+        result.stderr
+    )
+    assert victim.read_text() == "someone else's file"
 
 
 # --- 5. SIGTERM is an interruption ---------------------------------------------------------------
@@ -268,8 +285,9 @@ def test_an_image_far_smaller_than_the_input_is_refused(dataset_copy, tmp_path):
 
 def test_a_colour_image_in_a_grayscale_category_is_named(dataset_copy, tmp_path):
     colour = dataset_copy / "pin" / "test" / "good" / "001.png"
-    assert Image.open(colour).mode == "L"
-    Image.open(colour).convert("RGB").save(colour)
+    with Image.open(colour) as gray:
+        assert gray.mode == "L"
+        gray.convert("RGB").save(colour)
     result = _smoke(dataset_copy, tmp_path / "runs", "--categories", "pin")
     assert result.returncode == 2
     assert f"{colour}: a colour image (RGB) in a grayscale category" in one_line(result.stderr)
@@ -348,6 +366,21 @@ def test_a_nul_byte_in_a_grid_files_name_is_one_line(tiny_root, tmp_path):
     result = adbench("run", "--config", str(grid), "--data", str(tiny_root), "--out", str(tmp_path / "runs"))
     assert result.returncode == 2
     assert "--name 'a\\x00b': contains a NUL byte" in one_line(result.stderr)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--repeats", "1000000000"), "--repeats 1000000000: must be from 1 to 1,000"),
+        (("--executor", "dask", "--workers", "100000"), "--workers 100000: must be from 1 to"),
+        (("--name", "n" * 256), "256 bytes; a folder name holds at most 255"),
+    ],
+)
+def test_unbounded_counts_and_names_are_refused(tiny_root, tmp_path, flags, message):
+    result = _smoke(tiny_root, tmp_path / "runs", "--categories", "pin", *flags)
+    assert result.returncode == 2
+    assert message in one_line(result.stderr)
     assert not (tmp_path / "runs").exists()
 
 
@@ -470,3 +503,19 @@ def test_report_refuses_a_stray_cell_folder_and_a_damaged_scores_file(one_cell_r
         result = adbench("report", str(run_dir), "--out", str(tmp_path / "b.md"))
         assert result.returncode == 2 and f"{scores}:" in one_line(result.stderr)
         assert not (tmp_path / "b.md").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "data synth"])
+def test_an_output_that_is_a_dangling_link_is_never_replaced(tiny_root, tmp_path, command):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "nowhere")
+    if command == "evaluate":
+        write_maps(tiny_root, tmp_path / "maps", "pin", ".npy", seed=0)
+        arguments = ["evaluate", "--dataset", str(tiny_root), "--anomaly-maps", str(tmp_path / "maps")]
+        arguments += ["--categories", "pin", "--out", str(link)]
+    else:
+        arguments = ["data", "synth", "--out", str(link)]
+    result = adbench(*arguments)
+    assert result.returncode == 2
+    assert f"{link}: already exists and is never overwritten" in one_line(result.stderr)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()

@@ -50,7 +50,7 @@ def plugin_site(tmp_path_factory):
 
 def test_installed_plugin_is_listed_and_runs_end_to_end(plugin_site, tiny_root, tmp_path):
     env = {"PYTHONPATH": str(plugin_site)}
-    listed = adbench("methods", env=env)
+    listed = adbench("methods", env=env, fresh=True)  # entry points are found at interpreter start
     assert listed.returncode == 0 and "pixelgauss" in listed.stdout
     assert "pixelgauss" not in adbench("methods").stdout  # only the installed entry point adds it
 
@@ -58,6 +58,7 @@ def test_installed_plugin_is_listed_and_runs_end_to_end(plugin_site, tiny_root, 
         *("run", "--methods", "pixelgauss", "--categories", "pin,sand", "--budget", "smoke"),
         *("--data", str(tiny_root), "--out", str(tmp_path), "--name", "plugin", "--repeats", "1"),
         env=env,
+        fresh=True,
     )
     assert result.returncode == 0, result.stderr
     results = pd.read_csv(tmp_path / "plugin" / "results.csv")

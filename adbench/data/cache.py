@@ -97,12 +97,13 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
         channels = json.loads(entry.read_text())["channels"]
     else:
         images = [*files.train, *files.validation, *(item.path for item in files.test)]
-        gray = {path: _open(path, header_only=True).mode in _GRAY_MODES for path in images}
+        modes = {path: _header(path)[0] for path in images}
+        gray = {path: mode in _GRAY_MODES for path, mode in modes.items()}
         channels = 1 if 2 * sum(gray[path] for path in files.train) >= len(files.train) else 3
         odd = next((path for path in images if not gray[path]), None)
         if channels == 1 and odd is not None:
             raise AdbenchError(
-                f"{odd}: a colour image ({_open(odd, header_only=True).mode}) in a grayscale category "
+                f"{odd}: a colour image ({modes[odd]}) in a grayscale category "
                 f"(most training images of {files.name} are grayscale); convert it to grayscale"
             )
         if remember:
@@ -155,7 +156,7 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
     """Masks at full resolution (zeros for defect-free images), checked and labelled once, then cached."""
     entry = cache_root() / "masks" / f"{files.name}-{fingerprint(files)}"
     if not (entry / "index.json").is_file():
-        sizes = {item.path: _open(item.path, header_only=True).size for item in files.test}
+        sizes = {item.path: _header(item.path)[1] for item in files.test}
         if len(set(sizes.values())) > 1:
             first = files.test[0].path
             odd = next(path for path, size in sizes.items() if size != sizes[first])
@@ -259,14 +260,31 @@ def _upscaled(files: CategoryFiles, sizes: Mapping[Path, tuple[int, int]], spec:
     return [str(path.relative_to(files.root)) for path in small]
 
 
-def _open(path: Path, header_only: bool = False) -> Image.Image:
+def _open(path: Path) -> Image.Image:
+    """The decoded image; AdbenchError naming the file when it is unreadable."""
     try:
         image = Image.open(path)
-        if not header_only:
-            image.load()
     except DECODE_ERRORS as error:
-        raise AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it") from None
+        raise _unreadable(path, error) from None
+    try:
+        image.load()  # reads the pixels and closes the file (a single-frame image)
+    except DECODE_ERRORS as error:
+        image.close()
+        raise _unreadable(path, error) from None
     return image
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """The image's mode and size, read from its header only; the file is closed again."""
+    try:
+        with Image.open(path) as image:
+            return image.mode, image.size
+    except DECODE_ERRORS as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: BaseException) -> AdbenchError:
+    return AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it")
 
 
 def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
