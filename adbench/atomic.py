@@ -16,8 +16,25 @@ from typing import Any
 from adbench.errors import AdbenchError
 
 # A full disk, a quota or a folder the user may not write is theirs to fix: one line, not a traceback.
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_FIXES = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space",
+    errno.EACCES: "choose a place you may read and write, or fix its permissions",
+    errno.EPERM: "choose a place you may read and write, or fix its permissions",
+    errno.EROFS: "choose a place on a writable disk",
+    errno.ENAMETOOLONG: "choose a shorter name or path",
+}
+
+
+def user_fix(error: OSError) -> str | None:
+    """What the user can do about `error` when it is theirs to fix; None for the rest (bugs, which
+    keep their traceback). The command line uses it for any OSError that reaches it."""
+    fix = _FIXES.get(error.errno or 0)
+    return (
+        None
+        if fix is None
+        else f"{fix}, then run the command again (`adbench run --resume RUN` finishes a run)"
+    )
 
 
 def _umask() -> int:
@@ -45,11 +62,10 @@ def staging_folder(beside: Path) -> Path:
     try:
         return Path(tempfile.mkdtemp(dir=beside.parent, prefix=f".{beside.name}-"))
     except OSError as error:
-        if error.errno not in _NOT_WRITABLE:
+        fix = user_fix(error)
+        if fix is None:
             raise
-        raise AdbenchError(
-            f"{beside.parent}: {os.strerror(error.errno).lower()}; make it writable or choose another folder"
-        ) from None
+        raise AdbenchError(f"{beside.parent}: {os.strerror(error.errno).lower()}; {fix}") from None
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -80,15 +96,11 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
         for (target, _), tmp in zip(writes, temps, strict=True):
             os.replace(tmp, target)
     except OSError as error:
-        if error.errno in _DISK_FULL:
-            fix = "free some space"
-        elif error.errno in _NOT_WRITABLE:
-            fix = "make its folder writable or choose another"
-        else:
+        fix = user_fix(error)
+        if fix is None:
             raise
         raise AdbenchError(
-            f"{target}: not written, {os.strerror(error.errno).lower()} (the previous version is kept); "
-            f"{fix}, then run the command again (`adbench run --resume RUN` finishes a run)"
+            f"{target}: not written, {os.strerror(error.errno).lower()} (the previous version is kept); {fix}"
         ) from None
     finally:
         for tmp in temps:

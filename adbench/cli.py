@@ -6,7 +6,6 @@ as one line and exit code 130. Nothing else is caught here, so real bugs keep th
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import signal
@@ -22,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from adbench.atomic import user_fix
 from adbench.errors import AdbenchError
 
 if TYPE_CHECKING:
@@ -558,7 +558,7 @@ def main() -> None:
         sys.exit(2)
     except OSError as error:
         # A full disk or a folder this user may not write is the user's to fix wherever it happened.
-        fix = _USER_FIXABLE.get(error.errno or 0)
+        fix = user_fix(error)
         if fix is None:
             raise
         err_console.print(
@@ -567,14 +567,3 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(2)
-
-
-_AGAIN = "then run the command again (`adbench run --resume RUN` finishes a run)"
-_USER_FIXABLE = {
-    errno.ENOSPC: f"free some space, {_AGAIN}",
-    errno.EDQUOT: f"free some space, {_AGAIN}",
-    errno.EACCES: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
-    errno.EPERM: f"choose a place you may read and write, or fix its permissions, {_AGAIN}",
-    errno.EROFS: f"choose a place on a writable disk, {_AGAIN}",
-    errno.ENAMETOOLONG: "choose a shorter name or path",
-}

@@ -339,24 +339,24 @@ class _Grid:
 
     def _check_data(self, pending: list[_PendingCell]) -> None:
         """Decode every image the pending cells use, at each input size they need, into the cache."""
-        needed: dict[tuple[str, InputSpec], tuple[_PendingCell, str]] = {}
-        seen: set[tuple[str, str]] = set()
-        for cell in pending:
-            if (cell.method.name, cell.files.name) not in seen:
-                seen.add((cell.method.name, cell.files.name))
-                spec = _input_spec(cell.method, cell.category, self.config, cell.seed)
-                needed.setdefault((cell.files.name, spec), (cell, cell.method.name))
-        total = sum(len(cell.files.all_paths()) for cell, _ in needed.values())
+        first_seed: dict[tuple[str, str], _PendingCell] = {}
+        for cell in pending:  # the seeds of a method and category share their input spec
+            first_seed.setdefault((cell.method.name, cell.files.name), cell)
+        needed: dict[tuple[str, InputSpec], _PendingCell] = {}
+        for cell in first_seed.values():
+            spec = _input_spec(cell.method, cell.category, self.config, cell.seed)
+            needed.setdefault((cell.files.name, spec), cell)
+        total = sum(len(cell.files.all_paths()) for cell in needed.values())
         with _progress(self.console) as progress:
             task = progress.add_task("check data", total=total, status="")
             done = 0
-            for (name, spec), (cell, method) in needed.items():
+            for (name, spec), cell in needed.items():
                 progress.update(task, status=f"{escape(name)} at {spec.image_size} px")
                 tensors = load_category(cell.files, cell.category, spec, lambda: progress.advance(task))
                 done += len(cell.files.all_paths())
-                progress.update(task, completed=done)
+                progress.update(task, completed=done)  # a cached entry calls no progress callback
                 if tensors.upscaled:
-                    self.console.print(_upscaled_note(method, spec, tensors), highlight=False)
+                    self.console.print(_upscaled_note(cell.method.name, spec, tensors), highlight=False)
 
     def _run(self, tasks: list[CellTask]) -> RunOutcome:
         try:
