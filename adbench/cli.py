@@ -49,7 +49,17 @@ TABLE_METRICS = {
     "pixel_auroc": "pixel AUROC",
     "pixel_aupro_0.3": "pixel AU-PRO (FPR up to 0.3)",
 }
-EVALUATE_METRICS = TABLE_METRICS | {"pixel_ap": "pixel average precision"}
+ORACLE = "oracle threshold, chosen on the test labels"
+EVALUATE_METRICS = TABLE_METRICS | {
+    "image_ap": "image average precision",
+    "image_f1_max": f"image F1-max ({ORACLE})",
+    "pixel_ap": "pixel average precision",
+    "pixel_f1_max": f"pixel F1-max ({ORACLE})",
+    "pixel_aupro_0.1": "pixel AU-PRO (FPR up to 0.1)",
+    "pixel_aupro_0.05": "pixel AU-PRO (FPR up to 0.05)",
+    "pixel_aupro_0.01": "pixel AU-PRO (FPR up to 0.01)",
+    "pixel_aupimo": "pixel AUPIMO (mean over anomalous images)",
+}
 TIMING_METRICS = {
     "fit_s": "fit time (s)",
     "infer_ms_per_image": "inference latency, median (ms per image)",
@@ -167,6 +177,22 @@ def run(
     workers: Annotated[
         int | None, typer.Option(help="With --executor dask: start a local cluster of N worker processes.")
     ] = None,
+    pixel_resolution: Annotated[
+        str | None,
+        typer.Option(
+            help="Pixel metrics at the ground truth's own size (native: maps upsampled bilinearly to the "
+            "masks, every method against the same ground truth) or at each detector's input size (input: "
+            "masks resized to it; faster). [default: native]"
+        ),
+    ] = None,
+    save_maps: Annotated[
+        bool | None,
+        typer.Option(
+            "--save-maps/--no-save-maps",
+            help="Write every test map at the masks' size as float32 TIFF, in the MVTec evaluation layout, "
+            "under cells/<method>/<category>/seed<k>/maps (what `adbench evaluate` reads). [default: off]",
+        ),
+    ] = None,
     eval_only: Annotated[
         Path | None,
         typer.Option(
@@ -205,7 +231,12 @@ def run(
     flags = _grid_flags(
         methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
     )
-    flags |= {"executor": executor, "workers": workers}
+    flags |= {
+        "executor": executor,
+        "workers": workers,
+        "pixel_resolution": pixel_resolution,
+        "save_maps": save_maps,
+    }
     if dry_run:
         if resume is not None or eval_only is not None:
             raise AdbenchError("--dry-run plans a new grid; drop --resume/--eval-only")

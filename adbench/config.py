@@ -25,6 +25,10 @@ from adbench.params import checked_params as checked_params  # re-exported: the 
 from adbench.results import MANIFEST
 
 EXECUTORS = ("sequential", "dask")
+# Where pixel metrics are computed: at the ground-truth masks' own size (maps upsampled to it, the MVTec
+# AD evaluation's ground truth for every method alike) or at each detector's input size (masks resized
+# to it; faster, but methods with different input sizes are then scored against different ground truth).
+PIXEL_RESOLUTIONS = ("native", "input")
 # More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
 MAX_SEEDS = 1000
 MAX_REPEATS = 1000  # single-image latency repeats: a median and a 95th percentile need no more
@@ -54,6 +58,8 @@ class RunConfig:
     eval_only_from: Path | None = None  # score this earlier run's checkpoints instead of training
     timing_repeats: int = 5  # single-image scoring repeats for the latency figures
     score_metrics: bool = True  # False: time the detectors only (`adbench time`), no quality metrics
+    pixel_resolution: str = "native"  # one of PIXEL_RESOLUTIONS
+    save_maps: bool = False  # write every test map at the masks' size as float32 TIFF in the cell folder
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -113,6 +119,10 @@ class RunConfig:
                 f"params for {', '.join(sorted(unused))}: "
                 f"not among the run's methods ({', '.join(self.methods)})"
             )
+        if self.pixel_resolution not in PIXEL_RESOLUTIONS:
+            raise AdbenchError(
+                f"--pixel-resolution {self.pixel_resolution}: valid values are {', '.join(PIXEL_RESOLUTIONS)}"
+            )
         if self.executor not in EXECUTORS:
             raise AdbenchError(f"--executor {self.executor}: valid executors are {', '.join(EXECUTORS)}")
         if self.executor == "sequential" and (self.scheduler is not None or self.workers is not None):
@@ -148,6 +158,8 @@ class RunConfig:
             "repeats": self.timing_repeats,
             "eval_only_from": None if self.eval_only_from is None else str(self.eval_only_from),
             "score_metrics": self.score_metrics,
+            "pixel_resolution": self.pixel_resolution,
+            "save_maps": self.save_maps,
         }
 
     @classmethod
@@ -192,6 +204,8 @@ class RunConfig:
             elif scheduler is not None or stored.get("scheduler") is not None:
                 refuse_stored_scheduler(manifest_path, stored.get("scheduler"), scheduler)
                 stored["scheduler"] = scheduler
+            # Runs made before pixel metrics moved to the masks' size go on as they began.
+            stored.setdefault("pixel_resolution", "input")
             stored |= {
                 "data": _stored_dataset(manifest),
                 "out": str(run_dir.parent),
@@ -206,7 +220,8 @@ class RunConfig:
     def for_eval_only(cls, source_run: Path, options: Mapping[str, Any]) -> RunConfig:
         """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder.
 
-        `options` (grid-file keys) say how: out, name, device, amp, repeats, score_metrics; those not
+        `options` (grid-file keys) say how: out, name, device, amp, repeats, score_metrics,
+        pixel_resolution, save_maps; those not
         given take RunConfig's defaults, not the source run's. `data` given scores on that dataset
         (the source's moved, or another with the same categories) instead of the source run's.
         """
@@ -220,7 +235,10 @@ class RunConfig:
                 f"{source_run}: its dataset {source.data} is not there any more; "
                 "pass --data with the dataset's new place"
             )
-        scoring = ("out", "run_name", "device", "amp", "timing_repeats", "score_metrics")
+        scoring = (
+            *("out", "run_name", "device", "amp", "timing_repeats", "score_metrics"),
+            *("pixel_resolution", "save_maps"),
+        )
         return dataclasses.replace(
             source,
             **{field_name: given.get(field_name, defaults[field_name]) for field_name in scoring},
@@ -289,6 +307,8 @@ OPTION_KEYS: dict[str, tuple[Any, str]] = {
     "scheduler": (lambda value: isinstance(value, str), "a dask scheduler address, e.g. tcp://host:8786"),
     "workers": (_is_int, "an integer"),
     "repeats": (_is_int, "an integer"),
+    "pixel_resolution": (lambda value: value in PIXEL_RESOLUTIONS, f"one of {', '.join(PIXEL_RESOLUTIONS)}"),
+    "save_maps": (lambda value: isinstance(value, bool), "true or false"),
 }
 # Keys that a manifest holds but a grid file does not set: a reproduced run gets a new folder name and
 # trains (it does not inherit an eval-only source or `adbench time`'s choice to skip quality metrics).

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import Progress
 
+from adbench.cell import CellOutcome, CellTask, run_cell
 from adbench.config import RunConfig
 from adbench.errors import AdbenchError
-from adbench.runner import CellOutcome, CellTask, run_cell
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -1,16 +1,20 @@
 """From one cell's scores and the category's ground truth to named metric values.
 
 The same functions serve `adbench run` and `adbench evaluate`, so every number in a results table comes
-from one metric code. Maps and masks are compared at the same resolution: the detector's input size in
-a run, the ground-truth masks' size in `evaluate`.
+from one metric code. Maps and masks are compared at the same resolution: by default the ground-truth
+masks' own, to which a run upsamples its maps (`upsample_maps`), as the MVTec AD evaluation does.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from adbench.metrics.image import image_auroc, max_balanced_accuracy
-from adbench.metrics.pixel import Regions, pixel_iou, pixel_metrics
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adbench.metrics.image import average_precision, image_auroc, max_balanced_accuracy, max_f1
+from adbench.metrics.pixel import Regions, aupimo_per_image, pixel_iou, pixel_metrics
 from adbench.metrics.threshold import (
     ThresholdResult,
     default_min_defect_area,
@@ -18,12 +22,24 @@ from adbench.metrics.threshold import (
     validation_threshold,
 )
 
+# Maps upsampled per step: bounds the float32 temporaries to a few full-size maps.
+_UPSAMPLE_CHUNK = 8
+
 
 def image_metrics(labels: np.ndarray, image_scores: np.ndarray) -> dict[str, float]:
     return {
         "image_auroc": image_auroc(labels, image_scores),
         "image_max_balanced_accuracy": max_balanced_accuracy(labels, image_scores),
+        "image_ap": average_precision(labels, image_scores),
+        "image_f1_max": max_f1(labels, image_scores),
     }
+
+
+@dataclass(frozen=True)
+class MapEvaluation:
+    metrics: dict[str, float]
+    threshold: ThresholdResult | None  # the validation threshold protocol, for the manifest
+    aupimo: np.ndarray  # (N,) per test image; NaN for defect-free images and where undefined
 
 
 def map_metrics(
@@ -32,14 +48,14 @@ def map_metrics(
     masks: np.ndarray,
     regions: Regions,
     validation_maps: np.ndarray | None = None,
-) -> tuple[dict[str, float], ThresholdResult | None]:
-    """Pixel metrics, and the threshold protocol when defect-free validation maps are given.
-
-    The returned ThresholdResult (threshold, minimum area, test TPR/TNR) goes into the manifest.
-    """
+) -> MapEvaluation:
+    """Pixel metrics, and the threshold protocol when defect-free validation maps are given."""
+    aupimo = aupimo_per_image(maps, masks, labels)  # first: its copy is freed before the big sort
     metrics = pixel_metrics(maps, masks, regions)
+    defined = aupimo[np.isfinite(aupimo)]
+    metrics["pixel_aupimo"] = float(defined.mean()) if len(defined) else float("nan")
     if validation_maps is None:
-        return metrics, None
+        return MapEvaluation(metrics, None, aupimo)
     min_area = default_min_defect_area(maps.shape[1:])
     threshold = validation_threshold(validation_maps, min_area)
     protocol = evaluate_threshold(maps, labels, threshold, min_area)
@@ -51,4 +67,17 @@ def map_metrics(
         "threshold_tnr": protocol.tnr,
         "pixel_iou": pixel_iou(maps, masks, float(above)),
     }
-    return metrics, protocol
+    return MapEvaluation(metrics, protocol, aupimo)
+
+
+def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, h, w) maps as (N, H, W) float32: bilinear, align_corners=False (pixel centres line up, as in
+    PIL's and torchvision's resize). A few maps at a time, so no float64 or second full-size copy."""
+    if maps.shape[1:] == size:
+        return np.asarray(maps, dtype=np.float32)
+    upsampled = np.empty((len(maps), *size), dtype=np.float32)
+    for start in range(0, len(maps), _UPSAMPLE_CHUNK):
+        chunk = torch.from_numpy(np.asarray(maps[start : start + _UPSAMPLE_CHUNK], dtype=np.float32))
+        resized = F.interpolate(chunk[:, None], size=size, mode="bilinear", align_corners=False)
+        upsampled[start : start + len(chunk)] = resized[:, 0].numpy()
+    return upsampled

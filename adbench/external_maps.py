@@ -1,4 +1,5 @@
-"""Scoring anomaly maps made by any tool, laid out as the MVTec AD evaluation expects them:
+"""Anomaly maps laid out as the MVTec AD evaluation expects them, read to score any tool's maps
+(`adbench evaluate`) and written by `adbench run --save-maps`:
 
     MAPS/<category>/test/<defect>/<image name>.tiff   (or .tif, or .npy)
 
@@ -9,6 +10,7 @@ its map, and every map its test image. Image scores are the maps' maxima. The me
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from adbench.atomic import staging_folder
 from adbench.data.cache import DECODE_ERRORS, NativeMasks, load_native_masks
 from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
 from adbench.errors import AdbenchError
@@ -75,14 +78,32 @@ def _check_shape(path: Path, stored: tuple[int, ...], shape: tuple[int, int]) ->
         )
 
 
-def _map_path(category_dir: Path, files: CategoryFiles, image: Path) -> Path:
-    relative = image.relative_to(files.root / files.name).with_suffix("")
-    found = [category_dir / relative.with_suffix(s) for s in MAP_SUFFIXES]
+def _map_stem(maps_root: Path, files: CategoryFiles, image: Path) -> Path:
+    """MAPS/<category>/test/<defect>/<image name>, without a suffix."""
+    return maps_root / files.name / image.relative_to(files.root / files.name).with_suffix("")
+
+
+def write_maps(maps_root: Path, files: CategoryFiles, maps: np.ndarray) -> None:
+    """The category's test maps (in the dataset's test order, at the masks' size) as float32 TIFFs under
+    `maps_root`, which must not exist: built in a hidden folder beside it, then renamed into place."""
+    staging = staging_folder(maps_root)
+    try:
+        for item, anomaly_map in zip(files.test, maps, strict=True):
+            path = _map_stem(staging, files, item.path).with_suffix(".tiff")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(anomaly_map, dtype=np.float32)).save(path)
+        staging.rename(maps_root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _map_path(maps_root: Path, files: CategoryFiles, image: Path) -> Path:
+    stem = _map_stem(maps_root, files, image)
+    found = [stem.with_suffix(s) for s in MAP_SUFFIXES]
     found = [path for path in found if path.is_file()]
     if not found:
-        raise AdbenchError(
-            f"{category_dir / relative}.tiff: missing anomaly map for {image} (.tiff, .tif or .npy accepted)"
-        )
+        raise AdbenchError(f"{stem}.tiff: missing anomaly map for {image} (.tiff, .tif or .npy accepted)")
     if len(found) > 1:
         raise AdbenchError(f"{found[0]}: also given as {found[1].name}; keep one map per image")
     return found[0]
@@ -97,7 +118,7 @@ def load_maps(maps_root: Path, files: CategoryFiles, truth: NativeMasks) -> np.n
     maps = np.empty(truth.masks.shape, dtype=np.float32)
     used = set()
     for i, item in enumerate(files.test):
-        path = _map_path(category_dir, files, item.path)
+        path = _map_path(maps_root, files, item.path)
         maps[i] = read_map(path, (height, width))
         used.add(path.resolve())
     for path in sorted(category_dir.rglob("*")):
@@ -128,7 +149,7 @@ def evaluate_maps(
         truth = load_native_masks(files)
         maps = load_maps(maps_root, files, truth)
         metrics = image_metrics(truth.labels, maps.reshape(len(maps), -1).max(axis=1).astype(np.float64))
-        pixel, _ = map_metrics(truth.labels, maps, truth.masks, truth.regions)
+        pixel = map_metrics(truth.labels, maps, truth.masks, truth.regions).metrics
         del maps
         for metric, value in (metrics | pixel).items():
             rows.append({"category": name, "category_kind": files.kind, "metric": metric, "value": value})

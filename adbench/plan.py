@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from adbench.cell import new_detector
 from adbench.config import RunConfig
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import CategoryFiles
 from adbench.detector import Detector, TrainingBudget
-from adbench.runner import new_detector, resolve_device, resolve_grid, seed_everything
+from adbench.devices import resolve_device, seed_everything
+from adbench.runner import resolve_grid
 from adbench.timing import timed
 
 # Timed per (method, category) for an estimate: optimiser steps after one warm-up step, and test images.

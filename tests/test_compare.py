@@ -121,3 +121,20 @@ def test_unreadable_baseline_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     absent = adbench("compare", str(run_dir), "--baseline", str(tmp_path / "none.json"))
     assert absent.returncode == 2 and "--update" in absent.stderr
+
+
+def test_an_undefined_metric_is_left_out_of_the_baseline_and_missing_when_it_becomes_undefined(tmp_path):
+    run_dir = _run(tmp_path, "base")
+    results = pd.read_parquet(run_dir / "results.parquet")
+    undefined = results[results.metric == "image_auroc"].assign(metric="pixel_aupimo", value=float("nan"))
+    undefined.loc[undefined.method == "l2ae", "value"] = 0.4  # defined for one method only
+    write_results(run_dir, results_frame(pd.concat([results, undefined]).to_dict("records")))
+    baseline = tmp_path / "smoke.json"
+    assert adbench("compare", str(run_dir), "--baseline", str(baseline), "--update").returncode == 0
+    entries = read_baseline(baseline)
+    assert set(entries[entries.metric == "pixel_aupimo"].method) == {"l2ae"}
+    assert adbench("compare", str(run_dir), "--baseline", str(baseline)).returncode == 0
+
+    later = _run(tmp_path, "later")  # pixel_aupimo absent (undefined) for l2ae too
+    failed = adbench("compare", str(later), "--baseline", str(baseline))
+    assert failed.returncode == 1 and "pixel_aupimo" in failed.stdout and "missing" in failed.stdout

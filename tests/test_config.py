@@ -123,8 +123,9 @@ def test_amp_runs_on_cpu_and_is_recorded(tiny_root, tmp_path):
     manifest = json.loads((tmp_path / "amp" / "manifest.json").read_text())
     assert manifest["config"]["amp"] is True and manifest["cells"][0]["amp"] is True
     results = pd.read_csv(tmp_path / "amp" / "results.csv")
+    defined = results[results.metric != "pixel_aupimo"]  # undefined on the tiny set's 64 px images
     assert (
-        results["value"].notna().all() and 0 <= results.set_index("metric").loc["image_auroc", "value"] <= 1
+        defined["value"].notna().all() and 0 <= results.set_index("metric").loc["image_auroc", "value"] <= 1
     )
 
 

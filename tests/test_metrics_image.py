@@ -2,9 +2,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from adbench.metrics.image import MetricError, image_auroc, max_balanced_accuracy
+from adbench.metrics.image import (
+    MetricError,
+    average_precision,
+    image_auroc,
+    max_balanced_accuracy,
+    max_f1,
+)
 
 
 def _brute_force_balanced_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -80,3 +86,36 @@ def test_extreme_cases(scores, auroc, balanced):
 def test_undefined_inputs_raise_clear_errors(metric, labels, scores, message):
     with pytest.raises(MetricError, match=message):
         metric(labels, scores)
+
+
+def _brute_force_max_f1(labels: np.ndarray, scores: np.ndarray) -> float:
+    best = 0.0
+    for threshold in np.unique(scores):
+        predicted = scores >= threshold
+        tp = (predicted & (labels == 1)).sum()
+        fp = (predicted & (labels == 0)).sum()
+        fn = (~predicted & (labels == 1)).sum()
+        best = max(best, 2 * tp / (2 * tp + fp + fn))
+    return float(best)
+
+
+@settings(max_examples=200, deadline=None)
+@given(labelled_scores)
+def test_average_precision_and_max_f1_match_scikit_learn_and_brute_force_with_ties(data):
+    labels, scores = map(np.asarray, data)
+    assert average_precision(labels, scores) == pytest.approx(
+        average_precision_score(labels, scores), abs=1e-12
+    )
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    with np.errstate(invalid="ignore"):
+        sklearn_f1 = np.nanmax(2 * precision * recall / (precision + recall))
+    assert max_f1(labels, scores) == pytest.approx(sklearn_f1, abs=1e-12)
+    assert max_f1(labels, scores) == pytest.approx(_brute_force_max_f1(labels, scores), abs=1e-12)
+
+
+def test_average_precision_and_max_f1_by_hand():
+    # Descending: 0.8 (anomalous), 0.4 (normal), 0.35 (anomalous), 0.1 (normal).
+    # AP = 1/2 × 1 + 1/2 × 2/3; F1 at t = 0.8 is 2/3, at t = 0.35 it is 2·2/(4+1) = 0.8.
+    assert average_precision([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(5 / 6)
+    assert max_f1([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.8)
+    assert max_f1([0, 1, 1], [0.2, 0.2, 0.2]) == pytest.approx(0.8), "one threshold: everything positive"

@@ -8,11 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from adbench.metrics import pixel
 from adbench.metrics.image import MetricError
 from adbench.metrics.pixel import (
+    PRO_LIMITS,
+    aupimo_per_image,
     label_regions,
     pixel_aupro,
     pixel_auroc,
@@ -81,7 +83,7 @@ category = st.tuples(
 
 
 @settings(max_examples=150, deadline=None)
-@given(category, st.sampled_from([0.3, 0.05, 1.0]))
+@given(category, st.sampled_from([*PRO_LIMITS, 1.0]))
 def test_aupro_matches_brute_force_with_ties(data, max_fpr):
     maps, masks = data
     expected = brute_force_aupro(maps, masks, max_fpr)
@@ -96,7 +98,12 @@ def test_auroc_and_ap_match_scikit_learn(data):
     metrics = pixel_metrics(maps, masks)
     assert metrics["pixel_auroc"] == pytest.approx(roc_auc_score(truth, scores), abs=1e-9)
     assert metrics["pixel_ap"] == pytest.approx(average_precision_score(truth, scores), abs=1e-9)
-    assert metrics["pixel_aupro_0.3"] == pytest.approx(pixel_aupro(maps, masks), abs=1e-12)
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    with np.errstate(invalid="ignore"):
+        f1 = np.nanmax(2 * precision * recall / (precision + recall))
+    assert metrics["pixel_f1_max"] == pytest.approx(f1, abs=1e-9)
+    for limit in PRO_LIMITS:  # one walk over the full sort for all limits; the partial sort for one
+        assert metrics[f"pixel_aupro_{limit:g}"] == pytest.approx(pixel_aupro(maps, masks, limit), abs=1e-12)
 
 
 def test_continuous_scores_match_scikit_learn():
@@ -178,3 +185,91 @@ def test_aupro_is_the_same_when_processed_in_small_chunks(data):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pixel, "_AUPRO_CHUNK", 2)
         assert pixel_aupro(maps, masks) == pytest.approx(brute_force_aupro(maps, masks, 0.3), abs=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(np.float32, st.integers(1, 60), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0])),
+    st.sampled_from([*PRO_LIMITS, 1e-4, 0.5, 1.0]),
+)
+def test_the_partial_sort_equals_the_tail_of_the_full_sort(values, fpr):
+    full = np.sort(values)
+    assert np.array_equal(pixel._sorted_tail(values.copy(), fpr), full[pixel._tail_start(full, fpr) :])
+
+
+def test_partial_sort_of_continuous_scores_keeps_the_crossing_and_its_ties():
+    values = np.arange(1000, dtype=np.float32)
+    values[890:905] = 900.0  # ties around the 0.1 quantile of the top
+    tail = pixel._sorted_tail(np.random.default_rng(0).permutation(values), 0.1)
+    # FPR(>= 900) = 110 / 1000 is the first above 0.1: the tail starts at the whole run of 900s.
+    assert tail[0] == 900.0 and len(tail) == 110 and np.all(np.diff(tail) >= 0)
+
+
+def brute_force_aupimo(maps, masks, labels, low=1e-5, high=1e-4):
+    """Per image, every threshold tried in turn: mean per-image FPR over the normal images, TPR of the
+    image's defect pixels, then the trapezoid in log FPR clipped to [low, high]."""
+    maps = maps.astype(np.float32)
+    normal = [m for m, label in zip(maps, labels, strict=True) if label == 0]
+    points = [(0.0, None)]
+    for t in sorted(set(maps.ravel().tolist()), reverse=True):
+        fpr = float(np.mean([np.mean(m >= t) for m in normal]))
+        points.append((fpr, t))
+        if fpr > high:
+            break
+    result = []
+    for image, mask in zip(maps, masks, strict=True):
+        defect = image[mask != 0]
+        if not len(defect):
+            result.append(np.nan)
+            continue
+        curve = [(x, 0.0 if t is None else float(np.mean(defect >= t))) for x, t in points]
+        area = 0.0
+        for (x0, y0), (x1, y1) in itertools.pairwise(curve):
+            if x1 <= low or x0 >= high or x1 == x0:
+                continue
+            if x0 == 0:
+                return np.full(len(maps), np.nan)  # no threshold resolves FPR = low
+            a, b = max(np.log(x0), np.log(low)), min(np.log(x1), np.log(high))
+            y_at = lambda z, x0=x0, y0=y0, x1=x1, y1=y1: y0 + (y1 - y0) * (z - np.log(x0)) / np.log(x1 / x0)  # noqa: E731
+            area += 0.5 * (y_at(a) + y_at(b)) * (b - a)
+        result.append(area / np.log(high / low))
+    return np.array(result)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_aupimo_matches_brute_force_on_tie_heavy_maps(seed):
+    rng = np.random.default_rng(seed)
+    # Four defect-free images of 160 x 160 (102,400 pixels: FPR 1e-5 is one pixel) and three defective.
+    maps = rng.random((7, 160, 160), dtype=np.float32)
+    below_top = np.sort(maps[:4].ravel())[:-50]
+    maps[:4, :2, :] = rng.choice(below_top, (4, 2, 160))  # repeated values among normal pixels
+    masks = np.zeros(maps.shape, np.uint8)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    masks[4, 10:30, 10:40] = masks[5, 50:52, :] = masks[6, 100:140, 100:110] = 1
+    top = np.sort(maps[:4].ravel())[-30:]  # the normal images' highest scores, where AUPIMO lives
+    for image, count in ((4, 300), (5, 100), (6, 200)):
+        defect = maps[image][masks[image] != 0]
+        chosen = rng.choice(defect.size, count, replace=False)
+        defect[chosen] = rng.choice(top, count)  # ties with the thresholds themselves
+        maps[image][masks[image] != 0] = defect
+    maps[:4].reshape(-1)[rng.choice(4 * 160 * 160, 8, replace=False)] = top[-3]  # ties at the top
+    expected = brute_force_aupimo(maps, masks, labels)
+    assert np.isfinite(expected[4:]).all() and np.isnan(expected[:4]).all()
+    assert np.allclose(aupimo_per_image(maps, masks, labels), expected, atol=1e-9, equal_nan=True)
+
+
+def test_aupimo_by_hand_and_where_it_is_undefined():
+    masks = np.zeros((3, 400, 500), np.uint8)
+    masks[2, :10, :10] = 1
+    maps = np.zeros(masks.shape, np.float32)  # two normal images: 400,000 pixels
+    maps[0, 0, :40] = np.arange(1, 41)  # FPR(>= 40 - k) = (k + 1) / 400,000
+    # Half the defect pixels sit at 36: found from FPR 5 / 400,000 = 1.25e-5 on; the rest never.
+    maps[2, :5, :10] = 36.0
+    lo = np.log(1.25e-5)
+    # The curve is 0 at FPR 1e-5 (threshold 37, 4 pixels), rises to 0.5 at 1.25e-5 and stays there.
+    expected = (0.5 * 0.5 * (lo - np.log(1e-5)) + 0.5 * (np.log(1e-4) - lo)) / np.log(10)
+    result = aupimo_per_image(maps, masks, [0, 0, 1])
+    assert np.isnan(result[:2]).all() and result[2] == pytest.approx(expected, abs=1e-12)
+    small = (maps[:, :100, :100], masks[:, :100, :100], [0, 0, 1])  # 20,000 normal pixels: 1e-5 unseen
+    assert np.isnan(aupimo_per_image(*small)).all()
+    assert np.isnan(aupimo_per_image(maps, masks, [1, 1, 1])).all(), "no defect-free image"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from adbench.atomic import write_text_atomic
-from adbench.report.markdown import markdown_table, seed_statistics
+from adbench.report.markdown import load_run, markdown_table, pixel_resolution_note, seed_statistics
 from adbench.report.paper import paper_rows
 from adbench.results import read_results, results_frame
 from adbench.samples import read_samples
@@ -213,3 +213,33 @@ def test_runs_holding_the_same_cell_are_not_combined(report, tmp_path):
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     write_text_atomic(tmp_path / "a.txt", "x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o044, "readable by others, as a plain open() would make it"
+
+
+def test_f1_max_is_labelled_an_oracle_and_the_resolution_is_stated(report):
+    run_dir, path = report
+    markdown = path.read_text()
+    assert "## Image F1-max (oracle: the threshold is chosen on the test labels" in markdown
+    assert "### Pixel F1-max (oracle: the threshold is chosen on the test labels" in markdown
+    assert "Pixel metrics computed at the ground-truth masks' own size" in markdown
+    assert "pixel metrics at resolution `native`" in markdown
+    results = read_results(run_dir)
+    for metric, heading in (
+        ("pixel_f1_max", "### Pixel F1-max"),
+        ("pixel_aupro_0.05", "### Pixel AU-PRO (FPR up to 0.05"),
+    ):
+        block = markdown.split(heading, 1)[1].split("\n#", 1)[0]
+        rows = results[(results.metric == metric) & (results.method == "l2ae") & (results.category == "sand")]
+        assert _cells(block, "l2ae")[0].strip("*").startswith(f"{rows['value'].mean():.3f} ± ")
+
+
+def test_runs_scored_at_different_resolutions_are_called_incomparable(report, tmp_path):
+    run_dir, _ = report
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["config"]["pixel_resolution"]  # a run from before the option: input size
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    runs = [load_run(run_dir), load_run(old)]
+    note = pixel_resolution_note(runs)
+    assert "different resolutions" in note and "run: native" in note and "old: input" in note
+    assert "each detector's input size" in pixel_resolution_note(runs[1:])

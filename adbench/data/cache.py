@@ -151,6 +151,11 @@ class NativeMasks:
     labels: np.ndarray  # (N,) int, 1 = anomalous
     names: tuple[str, ...]  # test image paths relative to the dataset root
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of every test image and mask of the category."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
 
 def load_native_masks(files: CategoryFiles) -> NativeMasks:
     """Masks at full resolution (zeros for defect-free images), checked and labelled once, then cached."""
@@ -162,7 +167,8 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
             odd = next(path for path, size in sizes.items() if size != sizes[first])
             raise AdbenchError(
                 f"{odd}: {sizes[odd][0]}x{sizes[odd][1]} but {first.name} is "
-                f"{sizes[first][0]}x{sizes[first][1]}; a category's test images must share one size"
+                f"{sizes[first][0]}x{sizes[first][1]}; pixel metrics at the masks' size need one size per "
+                "category (`adbench run --pixel-resolution input` scores at the detector's input size)"
             )
         width, height = sizes[files.test[0].path]
         masks = np.zeros((len(files.test), height, width), dtype=np.uint8)

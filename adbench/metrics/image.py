@@ -39,16 +39,20 @@ def _validate(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.nda
     return labels.astype(bool), scores
 
 
-def _binary_roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """FPR and TPR at every distinct threshold, from 'nothing positive' to 'everything positive'.
+def _positives(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives at every distinct threshold, from the highest score down.
 
     Predicting anomalous when score >= t: tied scores enter together, so each point is attainable.
     """
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]
     last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
-    true_positives = np.cumsum(sorted_labels)[last_of_tie]
-    false_positives = np.cumsum(~sorted_labels)[last_of_tie]
+    return np.cumsum(sorted_labels)[last_of_tie], np.cumsum(~sorted_labels)[last_of_tie]
+
+
+def _binary_roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FPR and TPR at every distinct threshold, from 'nothing positive' to 'everything positive'."""
+    true_positives, false_positives = _positives(labels, scores)
     tpr = np.r_[0.0, true_positives / labels.sum()]
     fpr = np.r_[0.0, false_positives / (~labels).sum()]
     return fpr, tpr
@@ -67,3 +71,18 @@ def max_balanced_accuracy(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """
     fpr, tpr = _binary_roc(*_validate(y_true, y_score))
     return float(np.max((tpr + 1.0 - fpr) / 2.0))
+
+
+def average_precision(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Sum over thresholds of (recall step) × precision, as scikit-learn's average_precision_score."""
+    labels, scores = _validate(y_true, y_score)
+    true_positives, false_positives = _positives(labels, scores)
+    recall_steps = np.diff(true_positives, prepend=0) / labels.sum()
+    return float(np.sum(recall_steps * true_positives / (true_positives + false_positives)))
+
+
+def max_f1(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """The largest F1 over all thresholds: chosen on the test labels, an oracle figure."""
+    labels, scores = _validate(y_true, y_score)
+    true_positives, false_positives = _positives(labels, scores)
+    return float(np.max(2 * true_positives / (true_positives + false_positives + labels.sum())))

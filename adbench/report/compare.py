@@ -28,10 +28,12 @@ BASELINE_FORMAT = 1
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of every gated metric: columns method, category, metric, value."""
+    """Mean over seeds of every gated metric: columns method, category, metric, value. An undefined value
+    (NaN, e.g. AUPIMO on images too small to reach its FPR range) is left out: nothing can be gated on it,
+    and against a baseline that has it, it counts as missing."""
     gated = [m for m, higher in HIGHER_IS_BETTER.items() if higher and m not in TIMING_METRICS]
     rows = results[results["metric"].isin(gated)]
-    return rows.groupby(KEY, sort=True)["value"].mean().reset_index()
+    return rows.groupby(KEY, sort=True)["value"].mean().reset_index().dropna(subset=["value"])
 
 
 def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str]) -> None:

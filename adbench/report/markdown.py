@@ -30,17 +30,25 @@ from adbench.samples import SAMPLES_FILE, Samples, read_samples
 from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY, is_collapsed
 from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, iterative_cost
 
+ORACLE = "oracle: the threshold is chosen on the test labels, so no deployed detector could pick it"
 QUALITY_TABLES = {
     "image_max_balanced_accuracy": "Maximum balanced accuracy (image level; the paper's Table II, "
     "threshold chosen on the test set)",
     "threshold_balanced_accuracy": "Balanced accuracy at the validation threshold (image level; MVTec AD's "
     "protocol and Table 2)",
     "image_auroc": "Image AUROC (the paper's Table III)",
+    "image_ap": "Image average precision",
+    "image_f1_max": f"Image F1-max ({ORACLE})",
 }
 PIXEL_TABLES = {
     "pixel_auroc": "Pixel AUROC",
     "pixel_ap": "Pixel average precision",
-    "pixel_aupro_0.3": "Pixel AU-PRO (FPR up to 0.3)",
+    "pixel_f1_max": f"Pixel F1-max ({ORACLE})",
+    "pixel_aupro_0.3": "Pixel AU-PRO (FPR up to 0.3, MVTec AD)",
+    "pixel_aupro_0.1": "Pixel AU-PRO (FPR up to 0.1)",
+    "pixel_aupro_0.05": "Pixel AU-PRO (FPR up to 0.05, MVTec AD 2)",
+    "pixel_aupro_0.01": "Pixel AU-PRO (FPR up to 0.01)",
+    "pixel_aupimo": "Pixel AUPIMO (mean over anomalous images; FPR 1e-5 to 1e-4 on the defect-free images)",
 }
 TIMING_TABLES = {
     LATENCY_MEDIAN: "Inference time per image, median (ms)",
@@ -153,6 +161,29 @@ def collapsed_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
     return {(row.method, row.category) for row in rows.itertuples() if is_collapsed(float(row.value))}
 
 
+def _pixel_resolution(run: StoredRun) -> str:
+    # Runs made before the option existed scored at the detectors' input size.
+    return str(run.manifest.get("config", {}).get("pixel_resolution", "input"))
+
+
+def pixel_resolution_note(runs: list[StoredRun]) -> str:
+    """Which ground truth the pixel tables were scored against, and a warning where runs differ."""
+    used = {_pixel_resolution(run) for run in runs}
+    where = {
+        "native": "at the ground-truth masks' own size (each map upsampled bilinearly to its mask, so "
+        "every method meets the same ground truth)",
+        "input": "at each detector's input size (masks resized to it, so methods with different input "
+        "sizes meet different ground truth)",
+    }
+    if len(used) == 1:
+        return f"Pixel metrics computed {where.get(used.pop(), 'at an unrecorded resolution')}."
+    return (
+        "**Pixel metrics of these runs were computed at different resolutions "
+        f"({', '.join(f'{run.path.name}: {_pixel_resolution(run)}' for run in runs)}); their pixel "
+        "columns are not comparable.**"
+    )
+
+
 def _provenance(run: StoredRun) -> str:
     manifest = run.manifest
     environment = manifest.get("environment", {})
@@ -173,6 +204,7 @@ def _provenance(run: StoredRun) -> str:
             f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
             f"data `{manifest.get('dataset')}`",
             f"- training budgets used: {'; '.join(budgets)}",
+            f"- pixel metrics at resolution `{_pixel_resolution(run)}`",
         ]
     )
 
@@ -311,7 +343,7 @@ def _write_report(
             sections += ["", f"## {title}", "", markdown_table(results, metric, kinds)]
     pixel = [metric for metric in PIXEL_TABLES if metric in present]
     if pixel:
-        sections += ["", "## Pixel level (methods with anomaly maps)"]
+        sections += ["", "## Pixel level (methods with anomaly maps)", "", pixel_resolution_note(runs)]
         for metric in pixel:
             sections += ["", f"### {PIXEL_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
     timing = [metric for metric in TIMING_TABLES if metric in present]

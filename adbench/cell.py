@@ -1,0 +1,374 @@
+"""One cell of a grid, from start to finish: fit (or load) → score → evaluate → store in its folder.
+
+The sequential loop (adbench/runner.py) and the Dask executor (adbench/dask_executor.py) both call
+`run_cell` with a `CellTask`, which holds everything the cell needs, so it can run in another process;
+the caller records the returned `CellOutcome` (results rows, manifest entry, the line to print).
+
+    <run>/cells/<method>/<category>/seed<k>/
+        checkpoint.safetensors   losses.csv   scores.csv   pimo.csv   samples.npz
+        maps/<category>/test/<defect>/<image name>.tiff   (with --save-maps)
+
+Pixel metrics are computed at the ground-truth masks' size by default: each test and validation map is
+upsampled bilinearly (float32) to it and scored against the original masks and their regions, so every
+method meets the same ground truth whatever its input size. `--pixel-resolution input` scores at the
+detector's input size instead, against masks resized (nearest) to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.markup import escape
+from rich.progress import Progress
+
+from adbench.atomic import write_text_atomic
+from adbench.config import RunConfig, checked_params
+from adbench.data.cache import CategoryTensors, load_category, load_native_masks
+from adbench.data.layout import CategoryFiles
+from adbench.detector import CategorySpec, Detector, InputSpec, Scores, TrainingBudget
+from adbench.devices import device_name, precision, resolve_device, seed_everything
+from adbench.errors import AdbenchError
+from adbench.evaluation import image_metrics, map_metrics, upsample_maps
+from adbench.external_maps import write_maps
+from adbench.metrics.pixel import AUPIMO_FPR_RANGE
+from adbench.metrics.threshold import ThresholdResult
+from adbench.registry import load_method
+from adbench.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
+from adbench.sensitivity import (
+    COLLAPSE_THRESHOLD,
+    COLLAPSE_WARNING,
+    INPUT_SENSITIVITY,
+    MAX_IMAGES,
+    input_sensitivity,
+    is_collapsed,
+)
+from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
+
+CHECKPOINT = "checkpoint.safetensors"
+PIMO_FILE = "pimo.csv"  # per anomalous test image: its AUPIMO
+MAPS_FOLDER = "maps"  # --save-maps: MAPS/<category>/test/<defect>/<image name>.tiff
+# Images per `score` call, the evaluation batch size: the paper's batch of 32, small enough for the
+# progress bar to move.
+SCORE_CHUNK = 32
+
+
+def cell_folder(method: str, category: str, seed: int) -> Path:
+    """A cell's folder relative to its run folder; the manifest stores paths relative to it too, so a
+    run folder can be moved or resumed from anywhere."""
+    return Path("cells") / method / category / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything one cell needs, so that it can run in another process (the Dask executor)."""
+
+    config: RunConfig
+    run_dir: Path
+    method: str
+    files: CategoryFiles
+    category: CategorySpec
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.files.name}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    rows: list[dict[str, Any]]
+    manifest_entry: dict[str, Any]
+    summary: str  # the line printed when the cell is recorded
+
+
+def new_detector(
+    method: type[Detector], category: CategorySpec, config: RunConfig, device: torch.device
+) -> tuple[Detector, TrainingBudget]:
+    """An untrained detector with the cell's params (the budget's defaults and the config's overrides)
+    and its training budget."""
+    params = checked_params(
+        method.name, method.default_params(category, config.budget), config.method_params.get(method.name, {})
+    )
+    try:
+        detector = method(params, device=device)
+    except (ValueError, TypeError) as error:
+        raise AdbenchError(f"params.{method.name}: {error}") from None
+    return detector, method.default_budget(category, config.budget)
+
+
+def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
+    """Fit (or load), score, time and store one cell in its folder; the caller records the outcome."""
+    config, category, label = task.config, task.category, task.label
+    device = resolve_device(config.device)
+    cell = cell_folder(task.method, task.files.name, task.seed)
+    budget: TrainingBudget | None = None
+    if config.eval_only_from is None:
+        seed_everything(task.seed)
+        detector, budget = new_detector(load_method(task.method), task.category, config, device)
+        checkpoint = cell / CHECKPOINT
+    else:
+        source = source_checkpoint(config.eval_only_from, task.method, task.files.name, task.seed)
+        detector = load_method(task.method).load(source, device=device)
+        checkpoint = Path(os.path.abspath(source))
+
+    decode_task = progress.add_task(
+        f"decode {escape(task.files.name)}", total=len(task.files.all_paths()), status=""
+    )
+    tensors = load_category(task.files, category, detector.input_spec, lambda: progress.advance(decode_task))
+    progress.remove_task(decode_task)
+    tensors = tensors.on(device)  # once per cell; the detectors' own .to(device) calls are then free
+
+    cell_dir = clear_cell_folder(task.run_dir, cell)
+    with precision(device, config.amp):
+        fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
+        evaluate_started = time.perf_counter()
+        if config.score_metrics:
+            try:
+                evaluated = _evaluate(progress, detector, tensors, task, cell_dir)
+            except AdbenchError as error:
+                raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
+        else:
+            _, score_seconds = timed(
+                detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
+            )
+            evaluated = _Evaluated({}, None, score_seconds, None, ())
+        latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
+    timings = timing_metrics(fit_seconds, latency, len(tensors.test), evaluated.score_seconds)
+    metrics = evaluated.metrics | timings
+    collapsed = is_collapsed(metrics.get(INPUT_SENSITIVITY, float("nan")))
+    threshold = evaluated.threshold
+    evaluate_seconds = time.perf_counter() - evaluate_started
+
+    rows = [
+        {
+            "run_id": task.run_dir.name,
+            "method": task.method,
+            "category": task.files.name,
+            "category_kind": category.kind,
+            "seed": task.seed,
+            "metric": metric,
+            "value": value,
+        }
+        for metric, value in metrics.items()
+    ]
+    entry = {
+        "method": task.method,
+        "inference_kind": detector.inference_kind,
+        "category": task.files.name,
+        "seed": task.seed,
+        "category_spec": dataclasses.asdict(category),
+        "params": dataclasses.asdict(detector.params),
+        "training_budget": None if budget is None else dataclasses.asdict(budget),
+        "steps": None if budget is None else detector.training_steps(budget, len(tensors.train)),
+        "checkpoint": str(checkpoint),
+        "device": device_name(device),
+        "amp": config.amp,
+        "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
+        "evaluate_seconds": round(evaluate_seconds, 3),
+        "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
+        "pixel_resolution": _resolution(config, evaluated.pixel_size),
+        "input_sensitivity": metrics.get(INPUT_SENSITIVITY),
+        "warnings": ([COLLAPSE_WARNING] if collapsed else [])
+        + ([upscaled_note(task.method, detector.input_spec, tensors)] if tensors.upscaled else [])
+        + list(evaluated.notes),
+        "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
+    }
+    headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
+    summary = (
+        f"[green]done[/] {escape(label)}: "
+        + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
+        + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
+        + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
+        + (
+            f" [bold red]warning: {COLLAPSE_WARNING}[/] "
+            f"({INPUT_SENSITIVITY} {metrics[INPUT_SENSITIVITY]:.2g} < {COLLAPSE_THRESHOLD})"
+            if collapsed
+            else ""
+        )
+    )
+    return CellOutcome(rows, entry, summary)
+
+
+def _resolution(config: RunConfig, size: tuple[int, int] | None) -> str | None:
+    """Where the cell's pixel metrics were computed, as the manifest and the report say it."""
+    if size is None:
+        return None
+    where = "the masks' size" if config.pixel_resolution == "native" else "the detector's input size"
+    return f"{config.pixel_resolution}: {size[1]}x{size[0]}, {where}"
+
+
+def _fit(
+    progress: Progress,
+    detector: Detector,
+    tensors: CategoryTensors,
+    budget: TrainingBudget,
+    label: str,
+    cell_dir: Path,
+) -> float:
+    """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return seconds."""
+    losses: list[dict[str, float]] = []
+    steps = detector.training_steps(budget, len(tensors.train))
+    task = progress.add_task(f"fit {escape(label)}", total=steps, status="")
+
+    def on_step(step: int, step_losses: Mapping[str, float]) -> None:
+        losses.append({"step": step, **step_losses})
+        progress.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in step_losses.items()))
+
+    started = time.perf_counter()
+    detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
+    seconds = time.perf_counter() - started
+    progress.remove_task(task)
+    write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+    detector.save(cell_dir / CHECKPOINT)
+    return seconds
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    metrics: dict[str, float]
+    threshold: ThresholdResult | None
+    score_seconds: float  # scoring the test set, for the throughput figure
+    pixel_size: tuple[int, int] | None  # (H, W) at which pixel metrics were computed; None: no maps
+    notes: tuple[str, ...]
+
+
+def _evaluate(
+    progress: Progress, detector: Detector, tensors: CategoryTensors, task: CellTask, cell_dir: Path
+) -> _Evaluated:
+    """Score the test set (scores.csv) and compute every metric the detector's output allows; with
+    maps, also the per-image AUPIMO (pimo.csv) and, with --save-maps, the maps themselves (maps/)."""
+    label = task.label
+    scores, score_seconds = timed(
+        detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
+    )
+    per_image = pd.DataFrame(
+        {
+            "image": tensors.test_names,
+            "defect": tensors.test_defects,
+            "label": tensors.test_labels,
+            "score": scores.image_scores,
+        }
+    )
+    write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
+    _keep_samples(detector, tensors, scores, cell_dir)
+    metrics = image_metrics(tensors.test_labels, scores.image_scores)
+    # Defect-free images only, validation first; training images top up a small validation split.
+    metrics[INPUT_SENSITIVITY] = input_sensitivity(
+        detector, CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
+    )
+    if scores.anomaly_maps is None:
+        return _Evaluated(metrics, None, score_seconds, None, ())
+    # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
+    validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
+    assert validation.anomaly_maps is not None
+    config = task.config
+    native = None
+    if config.pixel_resolution == "native" or config.save_maps:
+        native = load_native_masks(task.files)
+    if native is not None and config.pixel_resolution == "native":
+        maps = upsample_maps(scores.anomaly_maps, native.size)
+        # The threshold and its minimum area apply to test maps at this size, so validation maps are
+        # brought to it too.
+        validation_maps = upsample_maps(validation.anomaly_maps, native.size)
+        evaluation = map_metrics(tensors.test_labels, maps, native.masks, native.regions, validation_maps)
+        del validation_maps
+    else:
+        maps = scores.anomaly_maps
+        masks = tensors.test_masks.numpy()
+        evaluation = map_metrics(tensors.test_labels, maps, masks, tensors.regions, validation.anomaly_maps)
+    pixel_size = (int(maps.shape[1]), int(maps.shape[2]))
+    anomalous = tensors.test_labels == 1
+    pimo = per_image[anomalous][["image", "defect"]].assign(aupimo=evaluation.aupimo[anomalous])
+    write_text_atomic(cell_dir / PIMO_FILE, pimo.to_csv(index=False))
+    if native is not None and config.save_maps:
+        write_maps(cell_dir / MAPS_FOLDER, task.files, upsample_maps(maps, native.size))
+    notes = () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
+    return _Evaluated(metrics | evaluation.metrics, evaluation.threshold, score_seconds, pixel_size, notes)
+
+
+def _aupimo_note(tensors: CategoryTensors, pixel_size: tuple[int, int]) -> str:
+    normal = int(np.sum(tensors.test_labels == 0))
+    pixels = normal * pixel_size[0] * pixel_size[1]
+    low = AUPIMO_FPR_RANGE[0]
+    return (
+        f"note: {tensors.category.name}: pixel_aupimo undefined; its {normal} defect-free test images "
+        f"hold {pixels:,} pixels at {pixel_size[1]}x{pixel_size[0]}, too few (or too tied at the top) to "
+        f"resolve FPR {low:g}, which takes at least {round(1 / low):,}"
+    )
+
+
+def _keep_samples(detector: Detector, tensors: CategoryTensors, scores: Scores, cell_dir: Path) -> None:
+    """Write the cell's few qualitative samples (images, reconstructions, maps, masks) for the report."""
+    indices = pick_samples(tensors.test_labels, tensors.test_defects)
+    if not indices:
+        return
+    samples = collect_samples(
+        indices,
+        tensors.test_names,
+        tensors.test_labels,
+        tensors.test,
+        tensors.test_masks,
+        scores.anomaly_maps,
+        detector.reconstruct(CategoryTensors.as_float(tensors.test[indices])),
+    )
+    write_samples(cell_dir / SAMPLES_FILE, samples)
+
+
+def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progress, label: str) -> Scores:
+    task = progress.add_task(f"score {escape(label)}", total=len(images), status="")
+    parts = []
+    for chunk in images.split(SCORE_CHUNK):
+        parts.append(detector.score(CategoryTensors.as_float(chunk)))
+        progress.advance(task, len(chunk))
+    progress.remove_task(task)
+    maps = [part.anomaly_maps for part in parts]
+    return Scores(
+        np.concatenate([part.image_scores for part in parts]),
+        None if any(m is None for m in maps) else np.concatenate(maps),
+    )
+
+
+def source_checkpoint(source_run: Path, method: str, category: str, seed: int) -> Path:
+    checkpoint = source_run / cell_folder(method, category, seed) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise AdbenchError(
+            f"{checkpoint}: missing; that cell never finished training, so it cannot be re-scored"
+        )
+    return checkpoint
+
+
+def upscaled_note(method: str, spec: InputSpec, tensors: CategoryTensors) -> str:
+    total = len(tensors.train) + len(tensors.validation) + len(tensors.test)
+    return (
+        f"note: {tensors.category.name}: {len(tensors.upscaled)} of {total} images are smaller than "
+        f"{method}'s {spec.image_size} px input and are enlarged to it, e.g. {tensors.upscaled[0]}"
+    )
+
+
+def clear_cell_folder(run_dir: Path, cell: Path) -> Path:
+    """`run_dir / cell`, emptied of an interrupted attempt's files; never through a symbolic link."""
+    for depth in range(1, len(cell.parts) + 1):
+        if (run_dir / Path(*cell.parts[:depth])).is_symlink():
+            raise link_error(run_dir / Path(*cell.parts[:depth]))
+    cell_dir = run_dir / cell
+    if cell_dir.exists():  # nothing in it was recorded as finished
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    return cell_dir
+
+
+def link_error(link: Path) -> AdbenchError:
+    return AdbenchError(
+        f"{link}: a symbolic link inside a run folder, which adbench never follows (it deletes unfinished "
+        "cells); replace it with the files themselves"
+    )
