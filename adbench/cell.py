@@ -22,6 +22,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from adbench.atomic import write_text_atomic
+from adbench.bootstrap import image_intervals
 from adbench.config import RunConfig, checked_params
 from adbench.data.cache import CategoryTensors, load_category, load_native_masks
 from adbench.data.layout import CategoryFiles
@@ -141,11 +143,11 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             _, score_seconds = timed(
                 detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
             )
-            evaluated = _Evaluated({}, None, score_seconds, None, ())
+            evaluated = _Evaluated({}, {}, None, score_seconds, None, ())
         latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
     timings = timing_metrics(fit_seconds, latency, len(tensors.test), evaluated.score_seconds)
     metrics = evaluated.metrics | timings
-    collapsed = is_collapsed(metrics.get(INPUT_SENSITIVITY, float("nan")))
+    collapsed = is_collapsed(metrics.get(INPUT_SENSITIVITY, nan))
     threshold = evaluated.threshold
     evaluate_seconds = time.perf_counter() - evaluate_started
 
@@ -158,6 +160,8 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             "seed": task.seed,
             "metric": metric,
             "value": value,
+            "ci_low": evaluated.intervals.get(metric, (nan, nan))[0],
+            "ci_high": evaluated.intervals.get(metric, (nan, nan))[1],
         }
         for metric, value in metrics.items()
     ]
@@ -236,6 +240,7 @@ def _fit(
 @dataclass(frozen=True)
 class _Evaluated:
     metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]  # 95 % confidence intervals, for the metrics that have one
     threshold: ThresholdResult | None
     score_seconds: float  # scoring the test set, for the throughput figure
     pixel_size: tuple[int, int] | None  # (H, W) at which pixel metrics were computed; None: no maps
@@ -262,12 +267,13 @@ def _evaluate(
     write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
     _keep_samples(detector, tensors, scores, cell_dir)
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
+    intervals = image_intervals(tensors.test_labels, scores.image_scores, task.seed)
     # Defect-free images only, validation first; training images top up a small validation split.
     metrics[INPUT_SENSITIVITY] = input_sensitivity(
         detector, CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
     )
     if scores.anomaly_maps is None:
-        return _Evaluated(metrics, None, score_seconds, None, ())
+        return _Evaluated(metrics, intervals, None, score_seconds, None, ())
     # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
     validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
     assert validation.anomaly_maps is not None
@@ -293,7 +299,9 @@ def _evaluate(
     if native is not None and config.save_maps:
         write_maps(cell_dir / MAPS_FOLDER, task.files, upsample_maps(maps, native.size))
     notes = () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
-    return _Evaluated(metrics | evaluation.metrics, evaluation.threshold, score_seconds, pixel_size, notes)
+    return _Evaluated(
+        metrics | evaluation.metrics, intervals, evaluation.threshold, score_seconds, pixel_size, notes
+    )
 
 
 def _aupimo_note(tensors: CategoryTensors, pixel_size: tuple[int, int]) -> str:

@@ -503,13 +503,17 @@ def report(
         Path | None,
         typer.Option(help="Markdown file to write (default: reports/<first run>.md); never overwritten."),
     ] = None,
+    comparison_metric: Annotated[
+        str | None,
+        typer.Option(help="Metric of the method comparisons (paired tests, ranks). [default: image_auroc]"),
+    ] = None,
 ) -> None:
     """Write a markdown report (tables, figures, provenance) from stored results; nothing is retrained."""
-    from adbench.report.markdown import build_report
+    from adbench.report.markdown import DEFAULT_COMPARISON, build_report
 
     target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
     with err_console.status("writing the report"):
-        written = build_report(runs, target)
+        written = build_report(runs, target, comparison_metric or DEFAULT_COMPARISON)
     out_console.print(f"report: {written}")
 
 
@@ -517,7 +521,18 @@ def report(
 def compare(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="The run folder to check.")],
     baseline: Annotated[Path, typer.Option(help="Baseline JSON, e.g. reports/baselines/smoke.json.")],
-    tolerance: Annotated[float, typer.Option(help="Largest allowed drop of a metric.")] = 0.02,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="Largest allowed drop of a metric. [default: 0.02; with --ci: 0]"),
+    ] = None,
+    within_interval: Annotated[
+        bool,
+        typer.Option(
+            "--ci",
+            help="A metric with a confidence interval counts as dropped only when the baseline lies above "
+            "the run's upper bound (by more than --tolerance, if given); others as without --ci.",
+        ),
+    ] = False,
     update: Annotated[
         bool, typer.Option("--update", help="Write RUN's metrics as the new baseline instead of checking.")
     ] = False,
@@ -531,9 +546,14 @@ def compare(
         write_baseline(baseline, results, [run_dir.name])
         out_console.print(f"baseline written: {baseline}")
         return
-    failing = regressions(results, read_baseline(baseline), tolerance)
+    if tolerance is None:
+        tolerance = 0.0 if within_interval else 0.02
+    failing = regressions(results, read_baseline(baseline), tolerance, within_interval)
     if failing.empty:
-        out_console.print(f"no regression beyond {tolerance} against {baseline}")
+        if within_interval:
+            out_console.print(f"no baseline value above the run's confidence bound by more than {tolerance}")
+        else:
+            out_console.print(f"no regression beyond {tolerance} against {baseline}")
         return
     table = Table("method", "category", "metric", "baseline", "current", "change", title="regressions")
     for row in failing.itertuples():
@@ -547,7 +567,13 @@ def compare(
             "" if missing else f"{row.change:+.4f}",
         )
     out_console.print(table)
-    out_console.print(f"{len(failing)} metric(s) dropped by more than {tolerance} or are missing")
+    if within_interval:
+        out_console.print(
+            f"{len(failing)} metric(s) whose baseline lies above the run's upper confidence bound by more "
+            f"than {tolerance}, or missing"
+        )
+    else:
+        out_console.print(f"{len(failing)} metric(s) dropped by more than {tolerance} or are missing")
     raise typer.Exit(1)
 
 

@@ -28,7 +28,12 @@ COLUMNS: dict[str, str] = {
     "seed": "int64",  # the seed the cell was trained with
     "metric": "string",  # e.g. "image_auroc"; see adbench.metrics.HIGHER_IS_BETTER
     "value": "float64",
+    # The 95 % confidence interval of `value` (adbench.bootstrap); NaN where a metric has none.
+    "ci_low": "float64",
+    "ci_high": "float64",
 }
+# Columns that tables written before they existed lack; they read as NaN.
+_ADDED_LATER = ("ci_low", "ci_high")
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
 MANIFEST = "manifest.json"
@@ -60,6 +65,9 @@ def read_results(run_dir: Path) -> pd.DataFrame:
         raise AdbenchError(
             f"{path}: unreadable results table ({error}); it was changed outside adbench"
         ) from None
+    for column in _ADDED_LATER:
+        if column not in frame.columns:
+            frame[column] = float("nan")
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise AdbenchError(f"{path}: missing columns {sorted(missing)}; it was changed outside adbench")

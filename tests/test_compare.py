@@ -138,3 +138,30 @@ def test_an_undefined_metric_is_left_out_of_the_baseline_and_missing_when_it_bec
     later = _run(tmp_path, "later")  # pixel_aupimo absent (undefined) for l2ae too
     failed = adbench("compare", str(later), "--baseline", str(baseline))
     assert failed.returncode == 1 and "pixel_aupimo" in failed.stdout and "missing" in failed.stdout
+
+
+def test_compare_ci_passes_a_drop_within_the_runs_interval_and_fails_one_beyond_it(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    assert (
+        adbench("compare", str(_run(tmp_path, "base")), "--baseline", str(baseline), "--update").returncode
+        == 0
+    )
+
+    def with_interval(name, drop, upper_margin):
+        run_dir = _run(tmp_path, name, {("l2ae", "pin", "image_auroc"): -drop})
+        results = pd.read_parquet(run_dir / "results.parquet")
+        quality = results.metric == "image_auroc"
+        results.loc[quality, "ci_low"] = results.loc[quality, "value"] - 0.1
+        results.loc[quality, "ci_high"] = results.loc[quality, "value"] + upper_margin
+        write_results(run_dir, results)
+        return run_dir
+
+    noisy = with_interval("noisy", drop=0.05, upper_margin=0.1)  # the baseline 0.805 is inside 0.755..0.855
+    assert adbench("compare", str(noisy), "--baseline", str(baseline)).returncode == 1, "default mode: a drop"
+    within = adbench("compare", str(noisy), "--baseline", str(baseline), "--ci")
+    assert within.returncode == 0 and "no baseline value above" in within.stdout
+    dropped = with_interval("dropped", drop=0.05, upper_margin=0.01)  # upper bound 0.765 < 0.805
+    beyond = adbench("compare", str(dropped), "--baseline", str(baseline), "--ci")
+    assert beyond.returncode == 1 and "l2ae" in beyond.stdout and "upper confidence bound" in beyond.stdout
+    tolerated = adbench("compare", str(dropped), "--baseline", str(baseline), "--ci", "--tolerance", "0.05")
+    assert tolerated.returncode == 0, "0.04 above the bound is within a tolerance of 0.05"

@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from adbench.atomic import write_text_atomic
 from adbench.report.markdown import load_run, markdown_table, pixel_resolution_note, seed_statistics
@@ -163,8 +164,9 @@ def test_report_links_nonempty_figures_and_records_provenance(report):
     run_dir, path = report
     markdown = path.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(links) == 6
-    assert {"tiny-samples-sand.png", "tiny-samples-pin.png"} <= set(links)
+    assert len(links) == 7
+    assert {"tiny-samples-sand.png", "tiny-samples-pin.png", "tiny-critical-difference.png"} <= set(links)
+    assert (path.parent / "tiny-comparisons.csv").is_file()
     for link in links:
         figure = path.parent / link
         assert figure.stat().st_size > 1000 and figure.read_bytes()[:4] == b"\x89PNG"
@@ -243,3 +245,36 @@ def test_runs_scored_at_different_resolutions_are_called_incomparable(report, tm
     note = pixel_resolution_note(runs)
     assert "different resolutions" in note and "run: native" in note and "old: input" in note
     assert "each detector's input size" in pixel_resolution_note(runs[1:])
+
+
+def test_per_defect_type_auroc_equals_a_recomputation_from_the_stored_scores(report):
+    run_dir, path = report
+    markdown = path.read_text()
+    block = markdown.split("## Image AUROC per defect type", 1)[1].split("\n## ", 1)[0]
+    pin = block.split("### pin", 1)[1].split("\n### ", 1)[0]
+    header = next(line for line in pin.splitlines() if line.startswith("| method |"))
+    defects = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    assert len(defects) == 2
+    for method in ("l2ae", "anogan"):
+        line = next(line for line in pin.splitlines() if line.startswith(f"| {method} |"))
+        printed = [cell.strip() for cell in line.strip().strip("|").split("|")][1:]
+        for defect, text in zip(defects, printed, strict=True):
+            values = []
+            for seed in (0, 1):
+                scores = pd.read_csv(run_dir / "cells" / method / "pin" / f"seed{seed}" / "scores.csv")
+                rows = scores[(scores.label == 0) | (scores.defect == defect)]
+                values.append(roc_auc_score(rows.label, rows.score))
+            assert float(text.strip("*")) == pytest.approx(np.mean(values), abs=5e-4), (method, defect)
+
+
+def test_the_comparison_metric_is_chosen_and_an_absent_one_is_one_line(report, tmp_path):
+    run_dir, _ = report
+    chosen = adbench(
+        "report", str(run_dir), "--out", str(tmp_path / "a.md"), "--comparison-metric", "pixel_auroc"
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert "## Method comparisons: `pixel_auroc`" in (tmp_path / "a.md").read_text()
+    assert set(pd.read_csv(tmp_path / "a-comparisons.csv")["metric"]) == {"pixel_auroc"}
+    absent = adbench("report", str(run_dir), "--out", str(tmp_path / "b.md"), "--comparison-metric", "nope")
+    assert absent.returncode == 2 and "not in these runs' results" in absent.stderr
+    assert not (tmp_path / "b.md").exists()

@@ -28,12 +28,13 @@ BASELINE_FORMAT = 1
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of every gated metric: columns method, category, metric, value. An undefined value
-    (NaN, e.g. AUPIMO on images too small to reach its FPR range) is left out: nothing can be gated on it,
-    and against a baseline that has it, it counts as missing."""
+    """Mean over seeds of every gated metric and of its upper confidence bound: columns method, category,
+    metric, value, ci_high. An undefined value (NaN, e.g. AUPIMO on images too small to reach its FPR
+    range) is left out: nothing can be gated on it, and against a baseline that has it, it is missing."""
     gated = [m for m, higher in HIGHER_IS_BETTER.items() if higher and m not in TIMING_METRICS]
     rows = results[results["metric"].isin(gated)]
-    return rows.groupby(KEY, sort=True)["value"].mean().reset_index().dropna(subset=["value"])
+    means = rows.groupby(KEY, sort=True)[["value", "ci_high"]].mean().reset_index()
+    return means.dropna(subset=["value"])
 
 
 def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str]) -> None:
@@ -100,12 +101,21 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def regressions(results: pd.DataFrame, baseline: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    """Baseline entries missing from `results` or lower by more than `tolerance`, with the change."""
+def regressions(
+    results: pd.DataFrame, baseline: pd.DataFrame, tolerance: float, within_interval: bool = False
+) -> pd.DataFrame:
+    """Baseline entries missing from `results` or lower by more than `tolerance`, with the change.
+
+    `within_interval` (`compare --ci`): a metric with a confidence interval has dropped only when the
+    baseline lies above the run's upper bound by more than `tolerance`; one without is compared as usual.
+    """
     if tolerance < 0 or math.isnan(tolerance):
         raise AdbenchError(f"--tolerance {tolerance}: must be a non-negative number")
     current = gated_values(results).rename(columns={"value": "current"})
     merged = baseline.rename(columns={"value": "baseline"}).merge(current, on=KEY, how="left")
     merged["change"] = merged["current"] - merged["baseline"]
-    failing = merged["current"].isna() | (merged["change"] < -tolerance)
-    return merged[failing].reset_index(drop=True)
+    reference = merged["current"]
+    if within_interval:
+        reference = merged["ci_high"].where(merged["ci_high"].notna(), merged["current"])
+    failing = merged["current"].isna() | (reference - merged["baseline"] < -tolerance)
+    return merged[failing].drop(columns="ci_high").reset_index(drop=True)

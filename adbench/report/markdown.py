@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from adbench.atomic import staging_folder
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
 from adbench.metrics import HIGHER_IS_BETTER
-from adbench.report import plots
+from adbench.metrics.image import image_auroc
+from adbench.report import comparisons, plots
 from adbench.report.paper import paper_notes, paper_rows
 from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
@@ -56,6 +58,7 @@ TIMING_TABLES = {
     FIT_SECONDS: "Training time (s)",
 }
 GROUP_ORDER = ("single-pass", "iterative")
+DEFAULT_COMPARISON = "image_auroc"
 # Beside a value whose cell failed the input-sensitivity check.
 COLLAPSE_MARK = "⚠"
 
@@ -272,7 +275,7 @@ def _refuse_shared_cells(runs: list[StoredRun]) -> None:
             owner[key] = run.path
 
 
-def build_report(run_dirs: list[Path], out: Path) -> Path:
+def build_report(run_dirs: list[Path], out: Path, comparison_metric: str = DEFAULT_COMPARISON) -> Path:
     """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite.
 
     Everything is written into a hidden folder beside `out` first and placed only when none of the
@@ -285,9 +288,15 @@ def build_report(run_dirs: list[Path], out: Path) -> Path:
     if results.empty:
         raise AdbenchError(f"{run_dirs[0]}: the results table is empty; no cell finished in these runs")
     kinds = inference_kinds(runs)
+    present = set(results["metric"])
+    if comparison_metric != DEFAULT_COMPARISON and comparison_metric not in present:
+        raise AdbenchError(
+            f"--comparison-metric {comparison_metric}: not in these runs' results; "
+            f"choose one of {', '.join(sorted(m for m in present if m in HIGHER_IS_BETTER))}"
+        )
     staging = staging_folder(out)
     try:
-        report = _write_report(runs, results, kinds, staging / out.name)
+        report = _write_report(runs, results, kinds, staging / out.name, comparison_metric)
         _place(out, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -323,7 +332,7 @@ def _place(out: Path, written: list[Path]) -> None:
 
 
 def _write_report(
-    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path
+    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path, comparison_metric: str
 ) -> list[Path]:
     """The figures and then the markdown file, all in `out`'s folder; returns their paths (report last)."""
     present = set(results["metric"])
@@ -359,17 +368,109 @@ def _write_report(
                 for row in ratios.itertuples()
             ]
 
-    figures = _figures(runs, results, kinds, out)
+    scores = _cell_files(runs, "scores.csv", {"label", "score", "defect"})
+    if not scores.empty:
+        sections += [
+            "",
+            "## Image AUROC per defect type",
+            "",
+            "Defect-free test images against the images of one defect type, from the stored per-image "
+            "scores (mean over seeds): which defects a method misses.",
+        ]
+        methods, collapsed = list(dict.fromkeys(results["method"])), collapsed_cells(results)
+        for category in [c for c in categories if c in set(scores["category"])]:
+            table = defect_type_table(scores[scores["category"] == category], methods, collapsed)
+            sections += ["", f"### {category}", "", table]
+
+    written: list[Path] = []
+    if comparison_metric in present and results["method"].nunique() >= 2:
+        section, written = comparison_section(results, comparison_metric, out)
+        sections += ["", *section]
+
+    figures = _figures(runs, results, kinds, out, scores)
     if figures:
         sections += ["", "## Figures", ""]
         sections += [f"![{caption}]({path.name})\n\n*{caption}*\n" for caption, path in figures]
     sections += ["", "## Provenance", ""] + [_provenance(run) + "\n" for run in runs]
     out.write_text("\n".join(sections).rstrip() + "\n")
-    return [*(path for _, path in figures), out]
+    return [*written, *(path for _, path in figures), out]
+
+
+def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[list[str], list[Path]]:
+    """The method-comparison section, and the files it writes beside `out` (CSV, diagram)."""
+    stem = out.with_suffix("")
+    table = comparisons.pairwise(results, metric)
+    csv = Path(f"{stem}-comparisons.csv")
+    table.to_csv(csv, index=False)
+    lines = [
+        f"## Method comparisons: `{metric}`",
+        "",
+        "Every pair of methods over the categories both have (values averaged over seeds): the mean "
+        "difference a − b with a 95 % bootstrap interval over categories, a's wins / ties / losses, the "
+        "Wilcoxon signed-rank p-value and its Holm adjustment over all pairs. With fewer than "
+        f"{comparisons.MIN_CATEGORIES} categories a signed-rank test can hardly reject anything, so no "
+        f"p-value is shown. The same table is in `{csv.name}`.",
+        "",
+        "| a | b | categories | mean difference (95 % CI) | wins / ties / losses | p | p (Holm) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in table.itertuples():
+        few = row.n_categories < comparisons.MIN_CATEGORIES
+        p_cells = ["little power", "—"] if few else [_p(row.p_value), _p(row.p_holm)]
+        lines.append(
+            f"| {row.method_a} | {row.method_b} | {row.n_categories} | {row.mean_difference:+.3f} "
+            f"({row.ci_low:+.3f} to {row.ci_high:+.3f}) | {row.wins} / {row.ties} / {row.losses} | "
+            + " | ".join(p_cells)
+            + " |"
+        )
+    ranks = comparisons.ranking(results, metric)
+    friedman = (
+        f"p = {_p(ranks.friedman_p)}"
+        if ranks.n_categories >= comparisons.MIN_CATEGORIES and math.isfinite(ranks.friedman_p)
+        else "not reported (it needs 3 methods and has little power below "
+        f"{comparisons.MIN_CATEGORIES} categories)"
+    )
+    average = ", ".join(f"{method} {rank:.2f}" for method, rank in ranks.average_ranks.items())
+    diagram = comparisons.critical_difference_diagram(ranks, table, Path(f"{stem}-critical-difference.png"))
+    lines += [
+        "",
+        f"Friedman test over the {ranks.n_categories} categories every method has: {friedman}. "
+        f"Average ranks (1 = best): {average}.",
+        "",
+        f"![Critical-difference diagram of {metric}]({diagram.name})",
+    ]
+    return lines, [csv, diagram]
+
+
+def _p(value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.3g}" if value >= 0.001 else "< 0.001"
+
+
+def defect_type_table(scores: pd.DataFrame, methods: list[str], collapsed: set[tuple[str, str]]) -> str:
+    """One category's scores.csv rows of every method and seed -> methods × defect types, image AUROC;
+    a method whose output did not depend on its input there (`collapsed_cells`) is marked."""
+    defects = sorted(set(scores.loc[scores["label"] == 1, "defect"]))
+    methods = [method for method in methods if method in set(scores["method"])]
+    lines = ["| method | " + " | ".join(defects) + " |", "|---|" + "---:|" * len(defects)]
+    for method in methods:
+        cells = []
+        for defect in defects:
+            per_seed = []
+            for _, seed_rows in scores[scores["method"] == method].groupby("seed"):
+                rows = seed_rows[(seed_rows["label"] == 0) | (seed_rows["defect"] == defect)]
+                if rows["label"].nunique() == 2:  # a test set without defect-free images has no AUROC
+                    per_seed.append(image_auroc(rows["label"].to_numpy(), rows["score"].to_numpy()))
+            text = _format(float(np.mean(per_seed)), "image_auroc") if per_seed else "—"
+            collapsed_here = (method, str(scores["category"].iloc[0])) in collapsed
+            cells.append(f"{text} {COLLAPSE_MARK}" if collapsed_here else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _figures(
-    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path
+    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path, scores: pd.DataFrame
 ) -> list[tuple[str, Path]]:
     stem = out.with_suffix("")
     figures = []
@@ -390,7 +491,6 @@ def _figures(
                     ),
                 )
             )
-    scores = _cell_files(runs, "scores.csv", {"label", "score"})
     if not scores.empty:
         figures.append(
             ("ROC curves per category (first seed)", plots.roc_curves(scores, Path(f"{stem}-roc.png")))
