@@ -276,7 +276,8 @@ def _refuse_shared_cells(runs: list[StoredRun]) -> None:
 
 
 def build_report(run_dirs: list[Path], out: Path, comparison_metric: str = DEFAULT_COMPARISON) -> Path:
-    """Write the report to `out` and its figures beside it (`<stem>-*.png`); refuse to overwrite.
+    """Write the report to `out` and its figures and comparisons beside it (`<stem>-*.png`,
+    `<stem>-comparisons.csv`); refuse to overwrite.
 
     Everything is written into a hidden folder beside `out` first and placed only when none of the
     targets exists (not even as a link), so a failure or a refusal leaves nothing behind.
@@ -310,9 +311,10 @@ def _refuse_existing(out: Path, targets: list[Path]) -> None:
 
 
 def _exists_error(out: Path, target: Path) -> AdbenchError:
+    stem = out.with_suffix("").name
     return AdbenchError(
-        f"{target}: already exists and is never overwritten (a report writes {out.name} and its figures "
-        f"{out.with_suffix('').name}-*.png); choose another --out"
+        f"{target}: already exists and is never overwritten (a report writes {out.name}, its figures "
+        f"{stem}-*.png and {stem}-comparisons.csv); choose another --out"
     )
 
 
