@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from adbench.metrics import HIGHER_IS_BETTER
+from adbench.report.tables import MEAN_COLUMNS, category_table
 
 COLUMNS = [
     *("metric", "method_a", "method_b", "n_categories", "mean_difference", "ci_low", "ci_high"),
@@ -37,9 +38,7 @@ _SEED = 0  # the interval over categories is a property of the table, the same o
 
 def category_means(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """categories × methods: the metric's mean over seeds (NaN where a method lacks the category)."""
-    rows = results[results["metric"] == metric]
-    table = rows.groupby(["category", "method"], sort=False)["value"].mean().unstack("method")
-    return table[list(dict.fromkeys(rows["method"]))]
+    return category_table(results, metric).drop(columns=list(MEAN_COLUMNS)).T
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
