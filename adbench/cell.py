@@ -54,7 +54,7 @@ from adbench.sensitivity import (
     input_sensitivity,
     is_collapsed,
 )
-from adbench.timing import LATENCY_MEDIAN, measure_latency, timed, timing_metrics
+from adbench.timing import LATENCY_MEDIAN, Latency, MachineLoad, measure_latency, measured, timing_metrics
 
 CHECKPOINT = "checkpoint.safetensors"
 PIMO_FILE = "pimo.csv"  # per anomalous test image: its AUPIMO
@@ -132,7 +132,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
 
     cell_dir = clear_cell_folder(task.run_dir, cell)
     with precision(device, config.amp):
-        fit_seconds = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
+        fit_load = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
         evaluate_started = time.perf_counter()
         if config.score_metrics:
             try:
@@ -140,13 +140,21 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             except AdbenchError as error:
                 raise AdbenchError(f"{label}: {error} (checkpoint kept in {cell_dir})") from None
         else:
-            _, score_seconds = timed(
+            _, score_load = measured(
                 detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
             )
-            evaluated = _Evaluated({}, {}, None, score_seconds, None, ())
+            evaluated = _Evaluated({}, {}, None, score_load, None, ())
         latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
-    timings = timing_metrics(fit_seconds, latency, len(tensors.test), evaluated.score_seconds)
+    fit_seconds = None if fit_load is None else fit_load.wall_seconds
+    timings = timing_metrics(fit_seconds, latency, len(tensors.test), evaluated.score_load.wall_seconds)
     metrics = evaluated.metrics | timings
+    intervals = evaluated.intervals | (
+        {} if latency.interval_ms is None else {LATENCY_MEDIAN: latency.interval_ms}
+    )
+    loads = {"fit": fit_load, "latency": latency.load, "throughput": evaluated.score_load}
+    contention = {
+        name: load.contention for name, load in loads.items() if load is not None and load.contention
+    }
     collapsed = is_collapsed(metrics.get(INPUT_SENSITIVITY, nan))
     threshold = evaluated.threshold
     evaluate_seconds = time.perf_counter() - evaluate_started
@@ -160,8 +168,8 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
             "seed": task.seed,
             "metric": metric,
             "value": value,
-            "ci_low": evaluated.intervals.get(metric, (nan, nan))[0],
-            "ci_high": evaluated.intervals.get(metric, (nan, nan))[1],
+            "ci_low": intervals.get(metric, (nan, nan))[0],
+            "ci_high": intervals.get(metric, (nan, nan))[1],
         }
         for metric, value in metrics.items()
     ]
@@ -184,15 +192,22 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "input_sensitivity": metrics.get(INPUT_SENSITIVITY),
         "warnings": ([COLLAPSE_WARNING] if collapsed else [])
         + ([upscaled_note(task.method, detector.input_spec, tensors)] if tensors.upscaled else [])
-        + list(evaluated.notes),
-        "timing": {"latency_repeats": latency.repeats, "throughput_batch_size": SCORE_CHUNK},
+        + list(evaluated.notes)
+        + [f"timing: {name} timed on a contended machine ({why})" for name, why in contention.items()],
+        "timing": _timing_entry(latency, loads),
     }
     headline = ("image_auroc", "pixel_auroc", "pixel_aupro_0.3")
     summary = (
         f"[green]done[/] {escape(label)}: "
         + "".join(f"{metric} {metrics[metric]:.3f}, " for metric in headline if metric in metrics)
-        + f"{metrics[LATENCY_MEDIAN]:.1f} ms/image"
+        + _latency_text(latency)
         + ("" if fit_seconds is None else f" (fit {fit_seconds:.0f}s)")
+        + (
+            f" [bold yellow]timed on a contended machine:[/] {', '.join(contention)} "
+            f"({escape(contention.get('latency') or next(iter(contention.values())))})"
+            if contention
+            else ""
+        )
         + (
             f" [bold red]warning: {COLLAPSE_WARNING}[/] "
             f"({INPUT_SENSITIVITY} {metrics[INPUT_SENSITIVITY]:.2g} < {COLLAPSE_THRESHOLD})"
@@ -201,6 +216,26 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         )
     )
     return CellOutcome(rows, entry, summary)
+
+
+def _timing_entry(latency: Latency, loads: dict[str, MachineLoad | None]) -> dict[str, Any]:
+    """The manifest's account of a cell's timings: repeats, the median's interval, and per measurement
+    what the machine was doing (`contended` says why it cannot be trusted, or is null)."""
+    return {
+        "latency_repeats": latency.repeats,
+        "latency_median_interval_ms": latency.interval_ms,
+        "throughput_batch_size": SCORE_CHUNK,
+        "measurements": {name: load.to_json() for name, load in loads.items() if load is not None},
+    }
+
+
+def _latency_text(latency: Latency) -> str:
+    interval = (
+        ""
+        if latency.interval_ms is None
+        else f" [{latency.interval_ms[0]:.1f}, {latency.interval_ms[1]:.1f}]"
+    )
+    return f"{latency.median_ms:.1f} ms/image{interval} (median of {latency.repeats})"
 
 
 def _resolution(config: RunConfig, size: tuple[int, int] | None) -> str | None:
@@ -218,8 +253,9 @@ def _fit(
     budget: TrainingBudget,
     label: str,
     cell_dir: Path,
-) -> float:
-    """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return seconds."""
+) -> MachineLoad:
+    """Train with a progress bar showing the losses; write losses.csv and the checkpoint; return the
+    training's timing."""
     losses: list[dict[str, float]] = []
     steps = detector.training_steps(budget, len(tensors.train))
     task = progress.add_task(f"fit {escape(label)}", total=steps, status="")
@@ -228,13 +264,13 @@ def _fit(
         losses.append({"step": step, **step_losses})
         progress.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in step_losses.items()))
 
-    started = time.perf_counter()
-    detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
-    seconds = time.perf_counter() - started
+    _, load = measured(
+        detector.device, lambda: detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
+    )
     progress.remove_task(task)
     write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
     detector.save(cell_dir / CHECKPOINT)
-    return seconds
+    return load
 
 
 @dataclass(frozen=True)
@@ -242,7 +278,7 @@ class _Evaluated:
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]]  # 95 % confidence intervals, for the metrics that have one
     threshold: ThresholdResult | None
-    score_seconds: float  # scoring the test set, for the throughput figure
+    score_load: MachineLoad  # scoring the test set, for the throughput figure
     pixel_size: tuple[int, int] | None  # (H, W) at which pixel metrics were computed; None: no maps
     notes: tuple[str, ...]
 
@@ -253,7 +289,7 @@ def _evaluate(
     """Score the test set (scores.csv) and compute every metric the detector's output allows; with
     maps, also the per-image AUPIMO (pimo.csv) and, with --save-maps, the maps themselves (maps/)."""
     label = task.label
-    scores, score_seconds = timed(
+    scores, score_load = measured(
         detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
     )
     per_image = pd.DataFrame(
@@ -273,7 +309,7 @@ def _evaluate(
         detector, CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
     )
     if scores.anomaly_maps is None:
-        return _Evaluated(metrics, intervals, None, score_seconds, None, ())
+        return _Evaluated(metrics, intervals, None, score_load, None, ())
     # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
     validation = _score_in_chunks(detector, tensors.validation, progress, f"{label} validation")
     assert validation.anomaly_maps is not None
@@ -286,12 +322,15 @@ def _evaluate(
         # The threshold and its minimum area apply to test maps at this size, so validation maps are
         # brought to it too.
         validation_maps = upsample_maps(validation.anomaly_maps, native.size)
-        evaluation = map_metrics(tensors.test_labels, maps, native.masks, native.regions, validation_maps)
-        del validation_maps
+        masks, regions = native.masks, native.regions
     else:
-        maps = scores.anomaly_maps
-        masks = tensors.test_masks.numpy()
-        evaluation = map_metrics(tensors.test_labels, maps, masks, tensors.regions, validation.anomaly_maps)
+        maps, validation_maps = scores.anomaly_maps, validation.anomaly_maps
+        masks, regions = tensors.test_masks.numpy(), tensors.regions
+    with_intervals = maps.size <= config.pixel_ci_max_pixels
+    evaluation = map_metrics(
+        tensors.test_labels, maps, masks, regions, validation_maps, task.seed if with_intervals else None
+    )
+    del validation_maps
     pixel_size = (int(maps.shape[1]), int(maps.shape[2]))
     anomalous = tensors.test_labels == 1
     pimo = per_image[anomalous][["image", "defect"]].assign(aupimo=evaluation.aupimo[anomalous])
@@ -299,8 +338,18 @@ def _evaluate(
     if native is not None and config.save_maps:
         write_maps(cell_dir / MAPS_FOLDER, task.files, upsample_maps(maps, native.size))
     notes = () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
+    if not with_intervals:
+        notes += (
+            f"note: {tensors.category.name}: pixel metrics without confidence intervals; the test maps hold "
+            f"{maps.size:,} pixels, more than --pixel-ci-max-pixels {config.pixel_ci_max_pixels:,}",
+        )
     return _Evaluated(
-        metrics | evaluation.metrics, intervals, evaluation.threshold, score_seconds, pixel_size, notes
+        metrics | evaluation.metrics,
+        intervals | evaluation.intervals,
+        evaluation.threshold,
+        score_load,
+        pixel_size,
+        notes,
     )
 
 

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -139,7 +139,18 @@ KindsOption = Annotated[
     str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
 ]
 RepeatsOption = Annotated[
-    int | None, typer.Option(help="Single-image scoring repeats for the latency figures. [default: 5]")
+    int | None,
+    typer.Option(
+        help="Single-image scoring repeats for the latency figures; 6 or more give the median an "
+        "interval. [default: 10]"
+    ),
+]
+ContendedOption = Annotated[
+    bool,
+    typer.Option(
+        "--contended-timings",
+        help="Count timings taken on a contended machine in the iterative/single-pass ratios.",
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,
@@ -193,6 +204,13 @@ def run(
             "under cells/<method>/<category>/seed<k>/maps (what `adbench evaluate` reads). [default: off]",
         ),
     ] = None,
+    pixel_ci_max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            help="Confidence intervals of the pixel metrics (200 resamples of whole test images) only for "
+            "test sets of at most this many pixels; 0: none. [default: 300,000,000]"
+        ),
+    ] = None,
     eval_only: Annotated[
         Path | None,
         typer.Option(
@@ -222,6 +240,7 @@ def run(
             "--device, and print each cell's and the grid's estimated duration.",
         ),
     ] = False,
+    contended_timings: ContendedOption = False,
 ) -> None:
     """Train and evaluate every method on every category and seed; print the per-category tables."""
     from adbench.runner import resume as resume_grid
@@ -236,6 +255,7 @@ def run(
         "workers": workers,
         "pixel_resolution": pixel_resolution,
         "save_maps": save_maps,
+        "pixel_ci_max_pixels": pixel_ci_max_pixels,
     }
     if dry_run:
         if resume is not None or eval_only is not None:
@@ -254,7 +274,7 @@ def run(
     else:
         outcome = _run_grid(_grid_config(flags | {"scheduler": scheduler}, config, eval_only))
     _print_tables(outcome.results)
-    _print_timing(outcome.results)
+    _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
@@ -377,27 +397,36 @@ def time_methods(
         Path | None,
         typer.Option("--from", help="Time the checkpoints of an earlier run instead of training."),
     ] = None,
+    contended_timings: ContendedOption = False,
 ) -> None:
     """Time fitting and inference (latency, throughput) per method and category; no quality metrics."""
     flags = _grid_flags(
         methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
     )
     outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
-    _print_timing(outcome.results)
+    _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
 
-def _print_timing(results: pd.DataFrame) -> None:
-    """The timing tables, and how much slower each iterative method is than the fastest single-pass one."""
+def _print_timing(results: pd.DataFrame, manifest: dict[str, Any], contended_timings: bool) -> None:
+    """The timing tables, and how much slower each iterative method is than the fastest single-pass one
+    (from the cells timed on a quiet machine, unless `contended_timings`)."""
     from adbench.registry import load_method
     from adbench.report.tables import category_table
-    from adbench.timing import iterative_cost
+    from adbench.timing import contended_cells, iterative_cost
 
     for metric, title in TIMING_METRICS.items():
         if (results["metric"] == metric).any():
             out_console.print(render_category_table(category_table(results, metric), title))
     kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
-    for row in iterative_cost(results, kinds).itertuples():
+    contended = contended_cells([manifest])
+    if contended:
+        left_out = "counted in" if contended_timings else "left out of (--contended-timings counts them)"
+        err_console.print(
+            f"[yellow]warning:[/] {len(contended)} cell(s) were timed on a contended machine, "
+            f"{left_out} the ratios: " + ", ".join(f"{m}/{c}/seed{s}" for m, c, s in sorted(contended))
+        )
+    for row in iterative_cost(results, kinds, set() if contended_timings else contended.keys()).itertuples():
         out_console.print(
             f"{row.category}: {row.method} (iterative) takes {row.ratio:,.1f}× the time per image of "
             f"{row.versus}, the fastest single-pass method"
@@ -507,13 +536,14 @@ def report(
         str | None,
         typer.Option(help="Metric of the method comparisons (paired tests, ranks). [default: image_auroc]"),
     ] = None,
+    contended_timings: ContendedOption = False,
 ) -> None:
     """Write a markdown report (tables, figures, provenance) from stored results; nothing is retrained."""
     from adbench.report.markdown import DEFAULT_COMPARISON, build_report
 
     target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
     with err_console.status("writing the report"):
-        written = build_report(runs, target, comparison_metric or DEFAULT_COMPARISON)
+        written = build_report(runs, target, comparison_metric or DEFAULT_COMPARISON, contended_timings)
     out_console.print(f"report: {written}")
 
 

@@ -56,10 +56,13 @@ class RunConfig:
     scheduler: str | None = None  # dask: address of an existing scheduler, e.g. tcp://host:8786
     workers: int | None = None  # dask: size of a local cluster of worker processes
     eval_only_from: Path | None = None  # score this earlier run's checkpoints instead of training
-    timing_repeats: int = 5  # single-image scoring repeats for the latency figures
+    timing_repeats: int = 10  # single-image scoring repeats for the latency figures (≥ 6: an interval)
     score_metrics: bool = True  # False: time the detectors only (`adbench time`), no quality metrics
     pixel_resolution: str = "native"  # one of PIXEL_RESOLUTIONS
     save_maps: bool = False  # write every test map at the masks' size as float32 TIFF in the cell folder
+    # Pixel metrics' confidence intervals (adbench.pixel_bootstrap) only for test sets of at most this
+    # many pixels at the evaluation size, since their cost grows with it; 0: never.
+    pixel_ci_max_pixels: int = 300_000_000
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -108,6 +111,10 @@ class RunConfig:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
         if self.budget not in BUDGETS:
             raise AdbenchError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+        if self.pixel_ci_max_pixels < 0:
+            raise AdbenchError(
+                f"--pixel-ci-max-pixels {self.pixel_ci_max_pixels}: must be 0 (no pixel intervals) or more"
+            )
         if not 1 <= self.timing_repeats <= MAX_REPEATS:
             raise AdbenchError(f"--repeats {self.timing_repeats}: must be from 1 to {MAX_REPEATS:,}")
         for category, kind in self.kinds:
@@ -160,6 +167,7 @@ class RunConfig:
             "score_metrics": self.score_metrics,
             "pixel_resolution": self.pixel_resolution,
             "save_maps": self.save_maps,
+            "pixel_ci_max_pixels": self.pixel_ci_max_pixels,
         }
 
     @classmethod
@@ -221,7 +229,7 @@ class RunConfig:
         """The grid of an earlier run, to be re-scored (or timed) from its checkpoints in a new run folder.
 
         `options` (grid-file keys) say how: out, name, device, amp, repeats, score_metrics,
-        pixel_resolution, save_maps; those not
+        pixel_resolution, save_maps, pixel_ci_max_pixels; those not
         given take RunConfig's defaults, not the source run's. `data` given scores on that dataset
         (the source's moved, or another with the same categories) instead of the source run's.
         """
@@ -237,7 +245,7 @@ class RunConfig:
             )
         scoring = (
             *("out", "run_name", "device", "amp", "timing_repeats", "score_metrics"),
-            *("pixel_resolution", "save_maps"),
+            *("pixel_resolution", "save_maps", "pixel_ci_max_pixels"),
         )
         return dataclasses.replace(
             source,
@@ -309,6 +317,7 @@ OPTION_KEYS: dict[str, tuple[Any, str]] = {
     "repeats": (_is_int, "an integer"),
     "pixel_resolution": (lambda value: value in PIXEL_RESOLUTIONS, f"one of {', '.join(PIXEL_RESOLUTIONS)}"),
     "save_maps": (lambda value: isinstance(value, bool), "true or false"),
+    "pixel_ci_max_pixels": (_is_int, "an integer"),
 }
 # Keys that a manifest holds but a grid file does not set: a reproduced run gets a new folder name and
 # trains (it does not inherit an eval-only source or `adbench time`'s choice to skip quality metrics).

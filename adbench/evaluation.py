@@ -21,6 +21,7 @@ from adbench.metrics.threshold import (
     evaluate_threshold,
     validation_threshold,
 )
+from adbench.pixel_bootstrap import pixel_intervals
 
 # Maps upsampled per step: bounds the float32 temporaries to a few full-size maps.
 _UPSAMPLE_CHUNK = 8
@@ -40,6 +41,7 @@ class MapEvaluation:
     metrics: dict[str, float]
     threshold: ThresholdResult | None  # the validation threshold protocol, for the manifest
     aupimo: np.ndarray  # (N,) per test image; NaN for defect-free images and where undefined
+    intervals: dict[str, tuple[float, float]]  # 95 % bootstrap intervals; empty unless asked for
 
 
 def map_metrics(
@@ -48,14 +50,18 @@ def map_metrics(
     masks: np.ndarray,
     regions: Regions,
     validation_maps: np.ndarray | None = None,
+    interval_seed: int | None = None,
 ) -> MapEvaluation:
-    """Pixel metrics, and the threshold protocol when defect-free validation maps are given."""
+    """Pixel metrics, and the threshold protocol when defect-free validation maps are given; with
+    `interval_seed`, also the pixel metrics' bootstrap intervals (adbench.pixel_bootstrap)."""
     aupimo = aupimo_per_image(maps, masks, labels)  # first: its copy is freed before the big sort
     metrics = pixel_metrics(maps, masks, regions)
     defined = aupimo[np.isfinite(aupimo)]
     metrics["pixel_aupimo"] = float(defined.mean()) if len(defined) else float("nan")
     if validation_maps is None:
-        return MapEvaluation(metrics, None, aupimo)
+        return MapEvaluation(
+            metrics, None, aupimo, _intervals(labels, maps, masks, regions, metrics, aupimo, interval_seed)
+        )
     min_area = default_min_defect_area(maps.shape[1:])
     threshold = validation_threshold(validation_maps, min_area)
     protocol = evaluate_threshold(maps, labels, threshold, min_area)
@@ -67,7 +73,23 @@ def map_metrics(
         "threshold_tnr": protocol.tnr,
         "pixel_iou": pixel_iou(maps, masks, float(above)),
     }
-    return MapEvaluation(metrics, protocol, aupimo)
+    intervals = _intervals(labels, maps, masks, regions, metrics, aupimo, interval_seed, float(above))
+    return MapEvaluation(metrics, protocol, aupimo, intervals)
+
+
+def _intervals(
+    labels: np.ndarray,
+    maps: np.ndarray,
+    masks: np.ndarray,
+    regions: Regions,
+    metrics: dict[str, float],
+    aupimo: np.ndarray,
+    seed: int | None,
+    iou_threshold: float | None = None,
+) -> dict[str, tuple[float, float]]:
+    if seed is None:
+        return {}
+    return pixel_intervals(labels, maps, masks, regions, metrics, seed, aupimo, iou_threshold)
 
 
 def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

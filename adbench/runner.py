@@ -73,6 +73,7 @@ from adbench.run_lock import run_lock
 class RunOutcome:
     run_dir: Path
     results: pd.DataFrame
+    manifest: dict[str, Any]
 
 
 def _new_run_dir(config: RunConfig, started: datetime) -> Path:
@@ -317,7 +318,7 @@ class _Grid:
                 self._finish(status)
             raise
         self._finish("finished")
-        return RunOutcome(self.run_dir, self._table())
+        return RunOutcome(self.run_dir, self._table(), self.manifest)
 
     def _worth_keeping(self) -> bool:
         """A finished cell, or a trained checkpoint whose scoring failed (the error points to it)."""

@@ -5,10 +5,17 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from adbench.atomic import write_text_atomic
-from adbench.report.markdown import load_run, markdown_table, pixel_resolution_note, seed_statistics
+from adbench.report.markdown import (
+    load_run,
+    markdown_table,
+    mean_intervals,
+    pixel_resolution_note,
+    seed_statistics,
+)
 from adbench.report.paper import paper_rows
 from adbench.results import read_results, results_frame
 from adbench.samples import read_samples
@@ -53,6 +60,38 @@ def test_mean_and_std_over_seeds_by_hand():
     assert std.loc["a", "overall_mean"] == pytest.approx(np.std([0.55, 0.85], ddof=1))
     table = markdown_table(results, "image_auroc", {"a": "single-pass"})
     assert _cells(table, "a")[0] == "**0.700 ± 0.141**"
+
+
+def test_interval_of_the_mean_over_seeds_is_students_t_and_shown_apart_from_the_std():
+    values = {("a", "sand", 0): 0.6, ("a", "sand", 1): 0.8, ("a", "sand", 2): 0.75}
+    values |= {("a", "pin", 0): 0.5, ("a", "pin", 1): 0.9, ("a", "pin", 2): 0.7, ("b", "sand", 0): 0.4}
+    results = _rows(values)
+    low, high, how = mean_intervals(results, "image_auroc")
+    for column, per_seed in {
+        "sand": [0.6, 0.8, 0.75],
+        "overall_mean": [0.55, 0.85, 0.725],  # per seed: the mean of sand and pin
+    }.items():
+        expected = stats.t.interval(0.95, 2, loc=np.mean(per_seed), scale=stats.sem(per_seed))
+        assert (low.at["a", column], high.at["a", column]) == pytest.approx(expected)
+    assert np.isnan(low.at["b", "sand"]), "one seed gives no interval of a mean"
+    assert "3 seeds" in how and "Student's t" in how
+    table = markdown_table(results, "image_auroc", {"a": "single-pass", "b": "single-pass"})
+    assert _cells(table, "a")[0] == "**0.717 ± 0.104**", "the main table keeps mean ± std"
+    interval_rows = table.split(how)[1]
+    sand = stats.t.interval(0.95, 2, loc=np.mean([0.6, 0.8, 0.75]), scale=stats.sem([0.6, 0.8, 0.75]))
+    assert f"| a | [{sand[0]:.3f}, {sand[1]:.3f}] |" in interval_rows
+    assert "| b | — |" in interval_rows
+
+
+def test_one_seed_shows_each_cells_own_interval():
+    results = _rows({("a", "sand", 0): 0.7, ("a", "pin", 0): 0.6}).assign(
+        ci_low=[0.5, 0.4], ci_high=[0.9, 0.8]
+    )
+    low, high, how = mean_intervals(results, "image_auroc")
+    assert (low.at["a", "sand"], high.at["a", "sand"]) == (0.5, 0.9) and "bootstrap" in how
+    assert np.isnan(low.at["a", "overall_mean"]), "a mean over categories has no interval from one seed"
+    assert "| a | [0.500, 0.900] | [0.400, 0.800] | — | — | — |" in markdown_table(results, "image_auroc", {})
+    assert mean_intervals(_rows({("a", "sand", 0): 0.7}), "image_auroc") is None
 
 
 def test_bold_marks_the_true_maximum_and_groups_iterative_last():

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as t_distribution
 
 from adbench.atomic import staging_folder
 from adbench.errors import AdbenchError
@@ -30,7 +31,7 @@ from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
 from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY, is_collapsed
-from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, iterative_cost
+from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, contended_cells, iterative_cost
 
 ORACLE = "oracle: the threshold is chosen on the test labels, so no deployed detector could pick it"
 QUALITY_TABLES = {
@@ -102,17 +103,54 @@ def _format(value: float, metric: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def seed_statistics(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean and standard deviation over seeds of the category table (std NaN with one seed).
-
-    The group means are taken per seed first, so their spread is the spread of the means.
-    """
+def _per_seed(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The category table of each seed, stacked (outer level: seed), so that every statistic over seeds
+    of a group mean is taken over the per-seed group means."""
     per_seed = [category_table(rows, metric) for _, rows in results.groupby("seed")]
-    stacked = pd.concat(per_seed, keys=range(len(per_seed)))
+    return pd.concat(per_seed, keys=range(len(per_seed)))
+
+
+def seed_statistics(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and standard deviation over seeds of the category table (std NaN with one seed)."""
+    stacked = _per_seed(results, metric)
     mean = stacked.groupby(level=1, sort=False).mean()
-    std = stacked.groupby(level=1, sort=False).std(ddof=1) if len(per_seed) > 1 else mean * float("nan")
+    std = stacked.groupby(level=1, sort=False).std(ddof=1)
     order = list(dict.fromkeys(results.loc[results["metric"] == metric, "method"]))
     return mean.reindex(order), std.reindex(order)
+
+
+def mean_intervals(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """95 % lower and upper bounds per method and column, and how they were obtained; None when the rows
+    give none.
+
+    With several seeds: the interval of the mean over seeds (Student's t with seeds − 1 degrees of
+    freedom), for the methods with at least two. With one seed: the cell's own interval from the results
+    table (the bootstrap over test images; the order statistics for latency), per category only.
+    """
+    stacked = _per_seed(results, metric)
+    grouped = stacked.groupby(level=1, sort=False)
+    order = list(dict.fromkeys(results.loc[results["metric"] == metric, "method"]))
+    seeds = grouped.count()
+    if int(seeds.to_numpy().max(initial=0)) >= 2:
+        half = t_distribution.ppf(0.975, seeds - 1) * grouped.std(ddof=1) / np.sqrt(seeds)
+        mean = grouped.mean()
+        how = (
+            f"95 % interval of the mean over {int(seeds.to_numpy().max())} seeds (Student's t, seeds − 1 "
+            "degrees of freedom)"
+        )
+        return (mean - half).reindex(order), (mean + half).reindex(order), how
+    rows = results[results["metric"] == metric]
+    if rows["ci_low"].isna().all():
+        return None
+    bounds = rows.groupby(["method", "category"], sort=False)[["ci_low", "ci_high"]].mean()
+    columns = list(category_table(results, metric).columns)
+    low, high = (bounds[c].unstack("category").reindex(index=order, columns=columns) for c in bounds)
+    source = (
+        "the order statistics of the repeats"
+        if metric in TIMING_TABLES
+        else "a stratified bootstrap of the test images"
+    )
+    return low, high, f"95 % interval of each cell (one seed), from {source}"
 
 
 def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> str:
@@ -155,7 +193,67 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
             f"{COLLAPSE_MARK} {COLLAPSE_WARNING} ({INPUT_SENSITIVITY} below {COLLAPSE_THRESHOLD} in a seed)"
         )
         lines += ["", note]
+    intervals = mean_intervals(results, metric)
+    if intervals is not None:
+        lines += ["", *_interval_table(*intervals, ordered, metric, collapsed)]
     return "\n".join(lines)
+
+
+def _interval_table(
+    low: pd.DataFrame,
+    high: pd.DataFrame,
+    how: str,
+    methods: list[str],
+    metric: str,
+    collapsed: set[tuple[str, str]],
+) -> list[str]:
+    columns = list(low.columns)
+    lines = [
+        f"*{how}:*",
+        "",
+        "| method | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for method in methods:
+        cells = []
+        for column in columns:
+            bounds = low.at[method, column], high.at[method, column]
+            text = (
+                "—"
+                if math.isnan(bounds[0])
+                else f"[{_format(bounds[0], metric)}, {_format(bounds[1], metric)}]"
+            )
+            cells.append(text + (f" {COLLAPSE_MARK}" if (method, column) in collapsed else ""))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _timing_section(
+    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], contended_timings: bool
+) -> list[str]:
+    """The timing tables, the cells timed on a contended machine, and the iterative/single-pass ratios
+    (without those cells unless `contended_timings`)."""
+    lines = ["## Timing"]
+    for metric in [metric for metric in TIMING_TABLES if metric in set(results["metric"])]:
+        lines += ["", f"### {TIMING_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
+    contended = contended_cells([run.manifest for run in runs])
+    if contended:
+        counted = "counted in" if contended_timings else "left out of"
+        lines += [
+            "",
+            f"⏱ Timed on a contended machine (other processes took cores, so these timings say more about "
+            f"them than about the method); {counted} the ratios below:",
+            "",
+            *(f"- {m}/{c}/seed{s}: {why}" for (m, c, s), why in sorted(contended.items())),
+        ]
+    ratios = iterative_cost(results, kinds, set() if contended_timings else contended.keys())
+    if not ratios.empty:
+        lines += ["", "Iterative against single-pass inference (median time per image):", ""]
+        lines += [
+            f"- {row.category}: {row.method} takes {row.ratio:,.1f}× the time of {row.versus}"
+            for row in ratios.itertuples()
+        ]
+    return lines
 
 
 def collapsed_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
@@ -275,9 +373,15 @@ def _refuse_shared_cells(runs: list[StoredRun]) -> None:
             owner[key] = run.path
 
 
-def build_report(run_dirs: list[Path], out: Path, comparison_metric: str = DEFAULT_COMPARISON) -> Path:
+def build_report(
+    run_dirs: list[Path],
+    out: Path,
+    comparison_metric: str = DEFAULT_COMPARISON,
+    contended_timings: bool = False,
+) -> Path:
     """Write the report to `out` and its figures and comparisons beside it (`<stem>-*.png`,
-    `<stem>-comparisons.csv`); refuse to overwrite.
+    `<stem>-comparisons.csv`); refuse to overwrite. `contended_timings` counts cells timed on a
+    contended machine in the iterative/single-pass ratios.
 
     Everything is written into a hidden folder beside `out` first and placed only when none of the
     targets exists (not even as a link), so a failure or a refusal leaves nothing behind.
@@ -297,7 +401,7 @@ def build_report(run_dirs: list[Path], out: Path, comparison_metric: str = DEFAU
         )
     staging = staging_folder(out)
     try:
-        report = _write_report(runs, results, kinds, staging / out.name, comparison_metric)
+        report = _write_report(runs, results, kinds, staging / out.name, comparison_metric, contended_timings)
         _place(out, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -334,7 +438,12 @@ def _place(out: Path, written: list[Path]) -> None:
 
 
 def _write_report(
-    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path, comparison_metric: str
+    runs: list[StoredRun],
+    results: pd.DataFrame,
+    kinds: dict[str, str],
+    out: Path,
+    comparison_metric: str,
+    contended_timings: bool,
 ) -> list[Path]:
     """The figures and then the markdown file, all in `out`'s folder; returns their paths (report last)."""
     present = set(results["metric"])
@@ -357,18 +466,8 @@ def _write_report(
         sections += ["", "## Pixel level (methods with anomaly maps)", "", pixel_resolution_note(runs)]
         for metric in pixel:
             sections += ["", f"### {PIXEL_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
-    timing = [metric for metric in TIMING_TABLES if metric in present]
-    if timing:
-        sections += ["", "## Timing"]
-        for metric in timing:
-            sections += ["", f"### {TIMING_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
-        ratios = iterative_cost(results, kinds)
-        if not ratios.empty:
-            sections += ["", "Iterative against single-pass inference (median time per image):", ""]
-            sections += [
-                f"- {row.category}: {row.method} takes {row.ratio:,.1f}× the time of {row.versus}"
-                for row in ratios.itertuples()
-            ]
+    if any(metric in present for metric in TIMING_TABLES):
+        sections += ["", *_timing_section(runs, results, kinds, contended_timings)]
 
     scores = _cell_files(runs, "scores.csv", {"label", "score", "defect"})
     if not scores.empty:

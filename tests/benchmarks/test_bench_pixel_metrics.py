@@ -1,5 +1,6 @@
 """Every pixel metric together (AUROC, AP, F1-max, AU-PRO at four limits, AUPIMO) against scikit-learn's
-roc_auc_score alone on the same pixels, and the partial sort that AU-PRO alone needs against a full sort.
+roc_auc_score alone on the same pixels, their bootstrap intervals (200 resamples of whole images) beside
+them, and the partial sort that AU-PRO alone needs against a full sort.
 
 The target is one MVTec AD category at full resolution (160 maps of 1024×1024, hundreds of regions):
 ADBENCH_BENCH_FULL=1 nox -s bench. By default a quarter-side version (160 maps of 256×256) keeps the
@@ -17,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from adbench.evaluation import map_metrics
 from adbench.metrics import pixel
 from adbench.metrics.pixel import label_regions, pixel_metrics
+from adbench.pixel_bootstrap import pixel_intervals
 
 SIDE = 1024 if os.environ.get("ADBENCH_BENCH_FULL") else 256
 COUNT = 160
@@ -56,6 +58,24 @@ def test_adbench_every_pixel_metric(benchmark, category):
     )
     evaluation = benchmark.pedantic(map_metrics, args=(labels, maps, masks, regions), rounds=3, iterations=1)
     assert evaluation.metrics["pixel_auroc"] > 0.5 and np.isfinite(evaluation.metrics["pixel_aupimo"])
+
+
+@pytest.mark.benchmark(group="pixel-metrics")
+def test_pixel_intervals_200_resamples_of_whole_images(benchmark, category):
+    """The bootstrap of every pixel metric beside the metrics themselves (the group's other rows)."""
+    maps, masks, regions, labels = category
+    exact = map_metrics(labels, maps, masks, regions)
+    benchmark.extra_info["peak_memory_over_maps"] = _peak_ratio(
+        lambda: pixel_intervals(labels, maps, masks, regions, exact.metrics, 0, exact.aupimo), maps
+    )
+    intervals = benchmark.pedantic(
+        pixel_intervals,
+        args=(labels, maps, masks, regions, exact.metrics, 0, exact.aupimo),
+        rounds=3,
+        iterations=1,
+    )
+    low, high = intervals["pixel_auroc"]
+    assert low <= exact.metrics["pixel_auroc"] <= high
 
 
 @pytest.mark.benchmark(group="pixel-metrics")
