@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -34,8 +35,34 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: typer's rich panels read "[default: 10]" as markup and drop it, and give every flag a
+    # type ("--amp <bool>") as if it took a value.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 110},
 )
-data_app = typer.Typer(help="Datasets: generate the built-in synthetic data.", no_args_is_help=True)
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib import metadata
+
+        out_console.print(f"adbench {metadata.version('adbench-harness')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Train and compare reconstruction-based image anomaly detectors on MVTec AD-style data."""
+
+
+data_app = typer.Typer(
+    help="Datasets: generate the built-in synthetic data.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
 
 # Piped output gets a wide console: a 15-category table squeezed into 80 columns is unreadable.
@@ -113,36 +140,54 @@ def render_category_table(table: pd.DataFrame, title: str) -> Table:
 # Options shared by `run` and `time`. Their defaults are None so that a grid file's value is overridden
 # only by a flag actually given; the defaults named in the help live in RunConfig.
 MethodsOption = Annotated[
-    str | None, typer.Option(help="Comma-separated method names (see `adbench methods`).")
+    str | None, typer.Option(metavar="NAMES", help="Comma-separated method names (see `adbench methods`).")
 ]
-CategoriesOption = Annotated[str | None, typer.Option(help="Comma-separated category names.")]
+CategoriesOption = Annotated[
+    str | None, typer.Option(metavar="NAMES", help="Comma-separated category names.")
+]
 AllCategoriesOption = Annotated[bool, typer.Option("--all-categories", help="Every category of the data.")]
 DataOption = Annotated[
-    Path | None, typer.Option(help="MVTec AD-style root. Default: the built-in synthetic dataset.")
+    Path | None,
+    typer.Option(metavar="DIR", help="MVTec AD-style root. [default: the built-in synthetic dataset]"),
 ]
-SeedsOption = Annotated[str | None, typer.Option(help="Comma-separated training seeds. [default: 0]")]
+SeedsOption = Annotated[
+    str | None, typer.Option(metavar="SEEDS", help="Comma-separated training seeds. [default: 0]")
+]
 BudgetOption = Annotated[
-    str | None, typer.Option(help="smoke (seconds), default (minutes on a CPU) or paper. [default: default]")
+    str | None,
+    typer.Option(
+        metavar="BUDGET", help="smoke (seconds), default (minutes on a CPU) or paper. [default: default]"
+    ),
 ]
-OutOption = Annotated[Path | None, typer.Option(help="Folder that receives the run folder. [default: runs]")]
-NameOption = Annotated[str | None, typer.Option(help="Run folder name (default: time and methods).")]
+OutOption = Annotated[
+    Path | None, typer.Option(metavar="DIR", help="Folder that receives the run folder. [default: runs]")
+]
+NameOption = Annotated[
+    str | None,
+    typer.Option(metavar="NAME", help="Run folder name. [default: the start time and the methods]"),
+]
 DeviceOption = Annotated[
     str | None,
     typer.Option(
-        help="torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps. [default: cpu]"
+        metavar="DEVICE",
+        help="torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps. [default: cpu]",
     ),
 ]
 AmpOption = Annotated[
     bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (bfloat16 autocast). [default: off]")
 ]
 KindsOption = Annotated[
-    str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+    str | None,
+    typer.Option(
+        metavar="CATEGORY=KIND,...", help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object."
+    ),
 ]
 RepeatsOption = Annotated[
     int | None,
     typer.Option(
+        metavar="N",
         help="Single-image scoring repeats for the latency figures; 6 or more give the median an "
-        "interval. [default: 10]"
+        "interval. [default: 10]",
     ),
 ]
 ContendedOption = Annotated[
@@ -156,6 +201,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="Grid file (TOML) or an earlier run's manifest.json; flags given here override it.",
     ),
 ]
@@ -179,21 +225,27 @@ def run(
     executor: Annotated[
         str | None,
         typer.Option(
-            help="sequential (one cell after another) or dask (cells as Dask tasks). [default: sequential]"
+            metavar="NAME",
+            help="sequential (one cell after another) or dask (cells as Dask tasks). [default: sequential]",
         ),
     ] = None,
     scheduler: Annotated[
-        str | None, typer.Option(help="With --executor dask: an existing scheduler, e.g. tcp://host:8786.")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="With --executor dask: an existing scheduler, e.g. tcp://host:8786."
+        ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="With --executor dask: start a local cluster of N worker processes.")
+        int | None,
+        typer.Option(metavar="N", help="With --executor dask: start a local cluster of N worker processes."),
     ] = None,
     pixel_resolution: Annotated[
         str | None,
         typer.Option(
+            metavar="native|input",
             help="Pixel metrics at the ground truth's own size (native: maps upsampled bilinearly to the "
             "masks, every method against the same ground truth) or at each detector's input size (input: "
-            "masks resized to it; faster). [default: native]"
+            "masks resized to it; faster). [default: native]",
         ),
     ] = None,
     save_maps: Annotated[
@@ -207,19 +259,24 @@ def run(
     pixel_ci_max_pixels: Annotated[
         int | None,
         typer.Option(
+            metavar="N",
             help="Confidence intervals of the pixel metrics (200 resamples of whole test images) only for "
-            "test sets of at most this many pixels; 0: none. [default: 300,000,000]"
+            "test sets of at most this many pixels; 0: none. [default: 300,000,000]",
         ),
     ] = None,
     eval_only: Annotated[
         Path | None,
         typer.Option(
-            help="Re-score an earlier run's checkpoints (same grid) into a new run folder; no training."
+            metavar="RUN",
+            help="Re-score an earlier run's checkpoints (same grid) into a new run folder; no training.",
         ),
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Finish an interrupted run in its folder: keep its finished cells, redo the rest."),
+        typer.Option(
+            metavar="RUN",
+            help="Finish an interrupted run in its folder: keep its finished cells, redo the rest.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -363,19 +420,29 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _interruptible(work: Callable[[], RunOutcome]) -> RunOutcome:
+    from adbench.runner import RunInterrupted
+
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return work()
-    except KeyboardInterrupt as interruption:
-        # Click would print a bare "Aborted!"; say what was kept instead.
+    except RunInterrupted as stopped:
+        # Click would print a bare "Aborted!"; say what was kept and how to go on instead.
         err_console.print(
-            "[yellow]interrupted[/]: finished cells are kept in the run folder; "
-            "`adbench run --resume RUN` finishes it",
+            f"[yellow]interrupted[/]: finished cells are kept in {escape(str(stopped.run_dir))}; "
+            f"`adbench run --resume {escape(shlex.quote(str(stopped.run_dir)))}` finishes it",
             highlight=False,
+            soft_wrap=True,
         )
-        raise typer.Exit(128 + signal.SIGTERM if isinstance(interruption, Terminated) else 130) from None
+        raise typer.Exit(_interrupted_status(stopped.interruption)) from None
+    except KeyboardInterrupt as interruption:  # before the run folder was made: nothing to keep
+        err_console.print("[yellow]interrupted[/] before the run started; nothing was written")
+        raise typer.Exit(_interrupted_status(interruption)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_status(interruption: KeyboardInterrupt) -> int:
+    return 128 + signal.SIGTERM if isinstance(interruption, Terminated) else 130
 
 
 @app.command("time")
@@ -395,7 +462,9 @@ def time_methods(
     config: ConfigOption = None,
     from_run: Annotated[
         Path | None,
-        typer.Option("--from", help="Time the checkpoints of an earlier run instead of training."),
+        typer.Option(
+            "--from", metavar="RUN", help="Time the checkpoints of an earlier run instead of training."
+        ),
     ] = None,
     contended_timings: ContendedOption = False,
 ) -> None:
@@ -496,14 +565,25 @@ def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS)
 
 @app.command()
 def evaluate(
-    dataset: Annotated[Path, typer.Option(help="MVTec AD-style root holding the ground truth.")],
-    anomaly_maps: Annotated[
-        Path, typer.Option(help="Maps as DIR/<category>/test/<defect>/<image name>.tiff (or .npy).")
+    dataset: Annotated[
+        Path, typer.Option(metavar="DIR", help="MVTec AD-style root holding the ground truth.")
     ],
-    out: Annotated[Path, typer.Option(help="CSV to write (columns category, metric, value).")],
-    categories: Annotated[str | None, typer.Option(help="Comma-separated categories (default: all).")] = None,
+    anomaly_maps: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="Maps as DIR/<category>/test/<defect>/<image name>.tiff (or .npy)."),
+    ],
+    out: Annotated[
+        Path, typer.Option(metavar="FILE", help="CSV to write (columns category, metric, value).")
+    ],
+    categories: Annotated[
+        str | None, typer.Option(metavar="NAMES", help="Comma-separated categories. [default: all]")
+    ] = None,
     kinds: Annotated[
-        str | None, typer.Option(help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.")
+        str | None,
+        typer.Option(
+            metavar="CATEGORY=KIND,...",
+            help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.",
+        ),
     ] = None,
 ) -> None:
     """Score anomaly maps made by any tool with adbench's metric code; print the table with the means."""
@@ -527,21 +607,28 @@ def evaluate(
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Run folders to report on together.")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders to report on together.")],
     out: Annotated[
         Path | None,
-        typer.Option(help="Markdown file to write (default: reports/<first run>.md); never overwritten."),
+        typer.Option(
+            metavar="FILE",
+            help="Markdown file to write; never overwritten. [default: <first run>/report.md]",
+        ),
     ] = None,
     comparison_metric: Annotated[
         str | None,
-        typer.Option(help="Metric of the method comparisons (paired tests, ranks). [default: image_auroc]"),
+        typer.Option(
+            metavar="METRIC",
+            help="Metric of the method comparisons (paired tests, ranks). [default: image_auroc]",
+        ),
     ] = None,
     contended_timings: ContendedOption = False,
 ) -> None:
     """Write a markdown report (tables, figures, provenance) from stored results; nothing is retrained."""
     from adbench.report.markdown import DEFAULT_COMPARISON, build_report
 
-    target = out if out is not None else Path("reports") / f"{runs[0].name}.md"
+    # Beside the results it reads, not in whatever repository the command runs from.
+    target = out if out is not None else runs[0] / "report.md"
     with err_console.status("writing the report"):
         written = build_report(runs, target, comparison_metric or DEFAULT_COMPARISON, contended_timings)
     out_console.print(f"report: {written}")
@@ -550,10 +637,14 @@ def report(
 @app.command()
 def compare(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="The run folder to check.")],
-    baseline: Annotated[Path, typer.Option(help="Baseline JSON, e.g. reports/baselines/smoke.json.")],
+    baseline: Annotated[
+        Path, typer.Option(metavar="FILE", help="Baseline JSON, e.g. reports/baselines/smoke.json.")
+    ],
     tolerance: Annotated[
         float | None,
-        typer.Option(help="Largest allowed drop of a metric. [default: 0.02; with --ci: 0]"),
+        typer.Option(
+            metavar="DROP", help="Largest allowed drop of a metric. [default: 0.02; with --ci or --exact: 0]"
+        ),
     ] = None,
     within_interval: Annotated[
         bool,
@@ -563,24 +654,44 @@ def compare(
             "the run's upper bound (by more than --tolerance, if given); others as without --ci.",
         ),
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Two-sided: fail on any change beyond --tolerance, up or down (identical within tolerance).",
+        ),
+    ] = False,
     update: Annotated[
         bool, typer.Option("--update", help="Write RUN's metrics as the new baseline instead of checking.")
     ] = False,
 ) -> None:
     """Exit 1 when a metric of RUN is missing or dropped below the baseline by more than the tolerance."""
-    from adbench.report.compare import read_baseline, regressions, write_baseline
-    from adbench.results import read_results
+    from adbench.report.compare import (
+        read_baseline,
+        refuse_other_protocol,
+        regressions,
+        run_protocol,
+        write_baseline,
+    )
+    from adbench.report.markdown import load_run
 
-    results = read_results(run_dir)
+    if exact and within_interval:
+        raise AdbenchError("--exact and --ci ask opposite questions; choose one")
+    run = load_run(run_dir)
+    protocol = run_protocol(run.manifest)
     if update:
-        write_baseline(baseline, results, [run_dir.name])
+        write_baseline(baseline, run.results, [run_dir.name], protocol)
         out_console.print(f"baseline written: {baseline}")
         return
+    entries = read_baseline(baseline)
+    refuse_other_protocol(run_dir, protocol, baseline)
     if tolerance is None:
-        tolerance = 0.0 if within_interval else 0.02
-    failing = regressions(results, read_baseline(baseline), tolerance, within_interval)
+        tolerance = 0.0 if within_interval or exact else 0.02
+    failing = regressions(run.results, entries, tolerance, within_interval, exact)
     if failing.empty:
-        if within_interval:
+        if exact:
+            out_console.print(f"every baseline metric within {tolerance} of {baseline}")
+        elif within_interval:
             out_console.print(f"no baseline value above the run's confidence bound by more than {tolerance}")
         else:
             out_console.print(f"no regression beyond {tolerance} against {baseline}")
@@ -597,13 +708,15 @@ def compare(
             "" if missing else f"{row.change:+.4f}",
         )
     out_console.print(table)
-    if within_interval:
-        out_console.print(
-            f"{len(failing)} metric(s) whose baseline lies above the run's upper confidence bound by more "
-            f"than {tolerance}, or missing"
-        )
+    missing = int(failing["current"].isna().sum())
+    moved = len(failing) - missing
+    if exact:
+        what = f"changed by more than {tolerance}"
+    elif within_interval:
+        what = f"with the baseline above the run's upper confidence bound by more than {tolerance}"
     else:
-        out_console.print(f"{len(failing)} metric(s) dropped by more than {tolerance} or are missing")
+        what = f"dropped by more than {tolerance}"
+    out_console.print(f"{moved} metric(s) {what}; {missing} missing from the run")
     raise typer.Exit(1)
 
 
@@ -625,8 +738,10 @@ def list_methods() -> None:
 
 @data_app.command("synth")
 def data_synth(
-    out: Annotated[Path, typer.Option(help="Folder to create (must not exist).")],
-    seed: Annotated[int, typer.Option(help="Generator seed; the same seed gives byte-identical files.")] = 0,
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder to create (must not exist).")],
+    seed: Annotated[
+        int, typer.Option(metavar="SEED", help="Generator seed; the same seed gives byte-identical files.")
+    ] = 0,
 ) -> None:
     """Write the synthetic dataset (MVTec AD layout) to a new folder."""
     from adbench.data.synth import generate

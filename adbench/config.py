@@ -19,7 +19,7 @@ from typing import Any
 
 from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
-from adbench.errors import AdbenchError
+from adbench.errors import AdbenchError, did_you_mean, unknown_name_message
 from adbench.files import read_json_file, read_text_file
 from adbench.params import checked_params as checked_params  # re-exported: the runner imports it from here
 from adbench.results import MANIFEST
@@ -110,7 +110,7 @@ class RunConfig:
         if out_of_range:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
         if self.budget not in BUDGETS:
-            raise AdbenchError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+            raise AdbenchError(unknown_name_message("budget", self.budget, list(BUDGETS)))
         if self.pixel_ci_max_pixels < 0:
             raise AdbenchError(
                 f"--pixel-ci-max-pixels {self.pixel_ci_max_pixels}: must be 0 (no pixel intervals) or more"
@@ -346,7 +346,10 @@ def read_grid_file(path: Path) -> dict[str, Any]:
         loaded["all_categories"] = "categories" not in loaded
     for key, value in loaded.items():
         if key not in OPTION_KEYS:
-            raise AdbenchError(f"{path}: unknown key {key!r}; valid keys: {', '.join(OPTION_KEYS)}")
+            raise AdbenchError(
+                f"{path}: unknown key {key!r}.{did_you_mean(key, list(OPTION_KEYS))} "
+                f"Valid keys: {', '.join(OPTION_KEYS)}"
+            )
         check, expected = OPTION_KEYS[key]
         if not check(value):
             raise AdbenchError(f"{path}: {key} = {value!r} has the wrong type; expected {expected}")

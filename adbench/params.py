@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from adbench.errors import AdbenchError
+from adbench.errors import AdbenchError, did_you_mean
 
 # Largest image or patch side, latent size, network width, channel or layer count a file may set.
 MAX_EXTENT = 4096
@@ -43,7 +43,10 @@ def checked_params(method: str, defaults: Any, overrides: Mapping[str, Any]) -> 
     hints = field_types(type(defaults))
     for key, value in overrides.items():
         if key not in hints:
-            raise AdbenchError(f"params.{method}: unknown key {key!r}; valid keys: {', '.join(hints)}")
+            raise AdbenchError(
+                f"params.{method}: unknown key {key!r}.{did_you_mean(key, list(hints))} "
+                f"Valid keys: {', '.join(hints)}"
+            )
         if problem := type_problem(hints[key], value):
             default = getattr(defaults, key)
             like = "" if default is None else f" like the default {default!r}"

@@ -69,6 +69,14 @@ from adbench.results import (
 from adbench.run_lock import run_lock
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C or SIGTERM (`interruption`) after the run folder was made; its finished cells are kept."""
+
+    def __init__(self, run_dir: Path, interruption: KeyboardInterrupt):
+        super().__init__(str(run_dir))
+        self.run_dir, self.interruption = run_dir, interruption
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
@@ -316,6 +324,8 @@ class _Grid:
             # On a full disk this write fails too; the user must see the first error, not this one.
             with contextlib.suppress(AdbenchError):
                 self._finish(status)
+            if isinstance(error, KeyboardInterrupt):
+                raise RunInterrupted(self.run_dir, error) from None
             raise
         self._finish("finished")
         return RunOutcome(self.run_dir, self._table(), self.manifest)

@@ -125,6 +125,8 @@ def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
     ("args", "message"),
     [
         (["--methods", "l2a", "--all-categories"], "unknown method 'l2a'. Did you mean 'l2ae'?"),
+        (["--methods", "AnoGAN", "--all-categories"], "unknown method 'AnoGAN'. Did you mean 'anogan'?"),
+        (["--methods", "l2ae", "--all-categories", "--budget", "Smoke"], "Did you mean 'smoke'?"),
         (["--methods", "l2ae", "--categories", "wavee"], "unknown category 'wavee'"),
         (["--methods", "l2ae"], "exactly one of --categories a,b and --all-categories"),
         (["--methods", "l2ae", "--all-categories", "--budget", "huge"], "unknown budget 'huge'"),
@@ -220,6 +222,37 @@ def test_bad_data_gives_one_line_naming_the_file(dataset_copy, tmp_path):
     assert result.returncode == 2
     assert f"{image}: unreadable or truncated image" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "time", "evaluate", "report", "compare", "methods", "data synth"])
+def test_help_shows_the_defaults_and_types_only_for_options_that_take_a_value(command):
+    result = adbench(*command.split(), "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "<bool>" not in result.stdout and "<str>" not in result.stdout and "RUN..." not in result.stdout
+    expected = {
+        "run": [
+            "--repeats N",
+            "[default: 10]",
+            "--budget BUDGET",
+            "[default: default]",
+            "--all-categories  ",
+        ],
+        "time": ["[default: 10]", "--from RUN"],
+        "report": ["[default: <first run>/report.md]", "[default: image_auroc]"],
+        "compare": ["[default: 0.02; with --ci or --exact: 0]", "--baseline FILE", "--exact"],
+        "data synth": ["--out DIR", "[default: 0]"],
+    }.get(command, [])
+    for text in expected:
+        assert text in result.stdout, (text, result.stdout)
+
+
+def test_version():
+    from importlib import metadata
+
+    result = adbench("--version")
+    assert (
+        result.returncode == 0 and result.stdout.strip() == f"adbench {metadata.version('adbench-harness')}"
+    )
 
 
 def test_methods_lists_l2ae_with_its_kind():

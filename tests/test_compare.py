@@ -5,11 +5,12 @@ import pytest
 
 from adbench.report.compare import read_baseline, regressions
 from adbench.results import results_frame, write_results
-from tests.helpers import adbench
+from tests.helpers import adbench, one_line
 
 
-def _run(tmp_path, name, changes=None, drop=None):
-    """A run folder with a hand-made results table: 2 methods × 2 categories × 2 seeds."""
+def _run(tmp_path, name, changes=None, drop=None, budget="smoke"):
+    """A run folder with a hand-made results table (2 methods × 2 categories × 2 seeds) and the manifest
+    config that says how it was made."""
     rows = []
     for method, base in (("l2ae", 0.80), ("anogan", 0.60)):
         for category, kind in (("sand", "texture"), ("pin", "object")):
@@ -35,6 +36,8 @@ def _run(tmp_path, name, changes=None, drop=None):
     run_dir = tmp_path / name
     run_dir.mkdir()
     write_results(run_dir, frame)
+    config = {"budget": budget, "seeds": [0, 1], "data": None, "pixel_resolution": "native"}
+    (run_dir / "manifest.json").write_text(json.dumps({"config": config, "cells": []}))
     return run_dir
 
 
@@ -165,3 +168,30 @@ def test_compare_ci_passes_a_drop_within_the_runs_interval_and_fails_one_beyond_
     assert beyond.returncode == 1 and "l2ae" in beyond.stdout and "upper confidence bound" in beyond.stdout
     tolerated = adbench("compare", str(dropped), "--baseline", str(baseline), "--ci", "--tolerance", "0.05")
     assert tolerated.returncode == 0, "0.04 above the bound is within a tolerance of 0.05"
+
+
+def test_compare_refuses_a_run_made_otherwise_and_exact_is_two_sided(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    assert (
+        adbench("compare", str(_run(tmp_path, "base")), "--baseline", str(baseline), "--update").returncode
+        == 0
+    )
+    assert json.loads(baseline.read_text())["protocol"] == {
+        "budget": "smoke",
+        "dataset": "built-in synthetic",
+        "seeds": [0, 1],
+        "pixel_resolution": "native",
+    }
+    other = adbench("compare", str(_run(tmp_path, "other", budget="default")), "--baseline", str(baseline))
+    assert other.returncode == 2
+    assert f"{tmp_path / 'other'}: budget 'default', but {baseline} was made with 'smoke'" in one_line(
+        other.stderr
+    )
+
+    better = _run(tmp_path, "better", {("l2ae", "pin", "image_auroc"): 0.1}, drop=("anogan", "sand"))
+    assert adbench("compare", str(better), "--baseline", str(baseline)).returncode == 1, "anogan/sand missing"
+    exact = adbench("compare", str(better), "--baseline", str(baseline), "--exact", "--tolerance", "0.01")
+    assert exact.returncode == 1 and "+0.1000" in exact.stdout, "an improvement is a change too"
+    assert "1 metric(s) changed by more than 0.01; 1 missing from the run" in " ".join(exact.stdout.split())
+    same = adbench("compare", str(_run(tmp_path, "same")), "--baseline", str(baseline), "--exact")
+    assert same.returncode == 0 and "every baseline metric within 0.0" in same.stdout

@@ -71,7 +71,8 @@ def test_flags_override_the_file(tmp_path, tiny_root):
     [
         (
             'methods = ["l2ae"]\ncategory = ["pin"]\n',
-            "unknown key 'category'; valid keys: methods, categories",
+            "unknown key 'category'. Did you mean 'categories', 'all_categories'? "
+            "Valid keys: methods, categories",
         ),
         ('methods = "l2ae"\n', "methods = 'l2ae' has the wrong type; expected a list of method names"),
         ("seeds = [0, 1.5]\n", "seeds = [0, 1.5] has the wrong type; expected a list of integers"),
@@ -93,7 +94,15 @@ def test_bad_grid_files_name_the_key(tmp_path, text, message):
     [
         (
             "[params.cbigan]\nalpha_weight = 1.0\n",
-            "params.cbigan: unknown key 'alpha_weight'; valid keys: channels,",
+            "params.cbigan: unknown key 'alpha_weight'. Valid keys: channels,",
+        ),
+        (
+            "[params.cbigan]\nscore_lamda = 0.1\n",
+            "params.cbigan: unknown key 'score_lamda'. Did you mean 'score_lambda'? Valid keys: channels,",
+        ),
+        (
+            "[params.cbigan]\nAlpha = 0.1\n",
+            "params.cbigan: unknown key 'Alpha'. Did you mean 'alpha'? Valid keys: channels,",
         ),
         ('[params.cbigan]\nalpha = "big"\n', "params.cbigan.alpha = 'big': expected float like the default"),
         ("[params.cbigan]\ncritic_steps = 2.5\n", "params.cbigan.critic_steps = 2.5: expected int"),

@@ -254,7 +254,10 @@ def test_sigterm_leaves_the_run_interrupted(tiny_root, tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "interrupted: finished cells are kept" in stderr and "Traceback" not in stderr
+    assert (
+        f"interrupted: finished cells are kept in {tmp_path / 't'};" in stderr and "Traceback" not in stderr
+    )
+    assert f"`adbench run --resume {tmp_path / 't'}` finishes it" in stderr, "the folder to resume is named"
     assert json.loads(manifest_path.read_text())["status"] == "interrupted"
 
 

@@ -90,7 +90,8 @@ def test_one_seed_shows_each_cells_own_interval():
     low, high, how = mean_intervals(results, "image_auroc")
     assert (low.at["a", "sand"], high.at["a", "sand"]) == (0.5, 0.9) and "bootstrap" in how
     assert np.isnan(low.at["a", "overall_mean"]), "a mean over categories has no interval from one seed"
-    assert "| a | [0.500, 0.900] | [0.400, 0.800] | — | — | — |" in markdown_table(results, "image_auroc", {})
+    table = markdown_table(results, "image_auroc", {})
+    assert "| a | [0.500, 0.900] | [0.400, 0.800] |\n" in table + "\n", "no columns without an interval"
     assert mean_intervals(_rows({("a", "sand", 0): 0.7}), "image_auroc") is None
 
 
@@ -103,9 +104,25 @@ def test_bold_marks_the_true_maximum_and_groups_iterative_last():
     assert _cells(table, "it")[:2] == ["**0.900**", "0.600"]
     assert _cells(table, "sp")[:2] == ["0.800", "**0.700**"]
     latency = _rows({("it", "sand", 0): 900.0, ("sp", "sand", 0): 5.0}, metric="infer_ms_per_image")
-    assert _cells(markdown_table(latency, "infer_ms_per_image", {}), "sp")[0] == "**5.000**", (
-        "lower is better"
-    )
+    timing = markdown_table(latency, "infer_ms_per_image", {})
+    assert _cells(timing, "sp")[0] == "**5.00**", "lower is better"
+    assert _cells(timing, "it")[0] == "900.00", "one precision per column: three digits of its smallest"
+
+
+def test_bold_only_where_the_best_is_clearly_ahead():
+    tie = _rows({("a", "sand", 0): 0.9, ("b", "sand", 0): 0.9})
+    assert "**" not in markdown_table(tie, "image_auroc", {}), "a tie has no best"
+    # One seed: a's 0.90 lies inside b's bootstrap interval, so it is not clearly ahead; at pin it is.
+    close = _rows({("a", "sand", 0): 0.9, ("b", "sand", 0): 0.85, ("a", "pin", 0): 0.9, ("b", "pin", 0): 0.6})
+    close = close.assign(ci_low=[0.8, 0.7, 0.8, 0.5], ci_high=[0.97, 0.95, 0.97, 0.7])
+    table = markdown_table(close, "image_auroc", {})
+    assert _cells(table, "a")[:2] == ["0.900", "**0.900**"] and "**" not in " ".join(_cells(table, "b"))
+    # Several seeds: the interval of the mean decides.
+    seeds = {("a", "sand", s): v for s, v in enumerate([0.90, 0.91, 0.92])}
+    seeds |= {("b", "sand", s): v for s, v in enumerate([0.70, 0.95, 0.80])}
+    assert _cells(markdown_table(_rows(seeds), "image_auroc", {}), "a")[0] == "0.910 ± 0.010"
+    seeds |= {("b", "sand", s): v for s, v in enumerate([0.70, 0.71, 0.72])}
+    assert _cells(markdown_table(_rows(seeds), "image_auroc", {}), "a")[0] == "**0.910 ± 0.010**"
 
 
 def test_paper_rows_only_on_mvtec_names_and_labelled():
@@ -197,6 +214,39 @@ def test_every_number_in_the_report_equals_the_results_table(report):
     assert checked == 16
     assert "anogan takes" in markdown
     assert not re.search(r"^\| [^|]* \(paper\) \|", markdown, re.MULTILINE), "synthetic data: no paper rows"
+
+
+def test_report_says_what_its_tables_hold(report):
+    run_dir, path = report
+    markdown = path.read_text()
+    assert "> **Smoke budget** (run)" in markdown.split("## ", 1)[0], "the banner comes before any table"
+    for heading in (
+        "## True positive rate at the validation threshold",
+        "## True negative rate at the validation threshold",
+        "### Pixel IoU of the segmentation at the validation threshold",
+        "### Inference time per image, 95th percentile (ms)",
+    ):
+        assert heading in markdown
+    # Two seeds: each table is followed by the interval of the mean, recomputed here from the results.
+    block = markdown.split("## Image AUROC", 1)[1].split("\n#", 1)[0]
+    assert "*95 % interval of the mean over 2 seeds (Student's t" in block
+    values = read_results(run_dir).query(
+        "metric == 'image_auroc' and method == 'l2ae' and category == 'sand'"
+    )
+    low, high = stats.t.interval(0.95, 1, loc=values.value.mean(), scale=stats.sem(values.value))
+    interval_rows = block.split("*95 % interval of the mean")[1]
+    assert f"| l2ae | [{low:.3f}, {high:.3f}] |" in interval_rows
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    steps = {cell["steps"] for cell in manifest["cells"] if cell["method"] == "l2ae"}
+    assert f"  - l2ae: {steps.pop():,} steps at batch " in markdown and not steps
+
+
+def test_report_without_out_goes_into_the_run_folder(report, tmp_path):
+    run_dir = shutil.copytree(report[0], tmp_path / "run")
+    result = adbench("report", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "report.md").is_file() and (run_dir / "report-heatmap.png").is_file()
+    assert not (tmp_path / "reports").exists(), "nothing in the folder the command ran from"
 
 
 def test_report_links_nonempty_figures_and_records_provenance(report):

@@ -3,7 +3,11 @@
 A baseline is a JSON file of (method, category, metric) → value, the mean over the run's seeds, for every
 higher-is-better quality metric (timings depend on the machine and are never gated). A run fails the gate
 when a baseline entry is missing from it or has dropped by more than the tolerance; improvements and
-entries the baseline does not know pass.
+entries the baseline does not know pass. `exact` makes it two-sided: any change beyond the tolerance fails.
+
+A baseline also records how its run was made (`protocol`: budget, dataset, seeds, pixel resolution), and
+a run made otherwise is refused: its numbers would differ for reasons other than a regression. Baselines
+written before the protocol was recorded are compared without that check.
 """
 
 from __future__ import annotations
@@ -37,11 +41,39 @@ def gated_values(results: pd.DataFrame) -> pd.DataFrame:
     return means.dropna(subset=["value"])
 
 
-def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str]) -> None:
+def run_protocol(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs' numbers comparable, from a run manifest's config."""
+    config = manifest.get("config", {})
+    data = config.get("data")
+    return {
+        "budget": config.get("budget"),
+        "dataset": "built-in synthetic" if data is None else Path(data).name,
+        "seeds": config.get("seeds"),
+        # Runs made before the option existed scored at the detectors' input size.
+        "pixel_resolution": config.get("pixel_resolution", "input"),
+    }
+
+
+def refuse_other_protocol(run_dir: Path, protocol: dict[str, Any], baseline_path: Path) -> None:
+    """AdbenchError naming the first way the run was made differently from the baseline's run."""
+    document = json.loads(baseline_path.read_text())  # read_baseline has checked it
+    stored = document.get("protocol")
+    if not isinstance(stored, dict):
+        return
+    for key, expected in stored.items():
+        if protocol.get(key) != expected:
+            raise AdbenchError(
+                f"{run_dir}: {key} {protocol.get(key)!r}, but {baseline_path} was made with {expected!r}; "
+                f"compare a run made like it, or write a baseline for this one with --update"
+            )
+
+
+def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str], protocol: dict[str, Any]) -> None:
     values = gated_values(results)
     document = {
         "format": BASELINE_FORMAT,
         "runs": run_ids,
+        "protocol": protocol,
         "entries": [
             {"method": r.method, "category": r.category, "metric": r.metric, "value": float(r.value)}
             for r in values.itertuples()
@@ -102,12 +134,17 @@ def _entry_problem(entry: Any) -> str | None:
 
 
 def regressions(
-    results: pd.DataFrame, baseline: pd.DataFrame, tolerance: float, within_interval: bool = False
+    results: pd.DataFrame,
+    baseline: pd.DataFrame,
+    tolerance: float,
+    within_interval: bool = False,
+    exact: bool = False,
 ) -> pd.DataFrame:
     """Baseline entries missing from `results` or lower by more than `tolerance`, with the change.
 
     `within_interval` (`compare --ci`): a metric with a confidence interval has dropped only when the
     baseline lies above the run's upper bound by more than `tolerance`; one without is compared as usual.
+    `exact` (`compare --exact`): an entry fails when it moved either way by more than `tolerance`.
     """
     if tolerance < 0 or math.isnan(tolerance):
         raise AdbenchError(f"--tolerance {tolerance}: must be a non-negative number")
@@ -117,5 +154,9 @@ def regressions(
     reference = merged["current"]
     if within_interval:
         reference = merged["ci_high"].where(merged["ci_high"].notna(), merged["current"])
-    failing = merged["current"].isna() | (reference - merged["baseline"] < -tolerance)
+    if exact:
+        moved = (merged["current"] - merged["baseline"]).abs() > tolerance
+    else:
+        moved = reference - merged["baseline"] < -tolerance
+    failing = merged["current"].isna() | moved
     return merged[failing].drop(columns="ci_high").reset_index(drop=True)

@@ -8,7 +8,6 @@ pipe tables and image links, readable in a terminal as well as rendered.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -31,7 +30,14 @@ from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
 from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY, is_collapsed
-from adbench.timing import FIT_SECONDS, LATENCY_MEDIAN, THROUGHPUT, contended_cells, iterative_cost
+from adbench.timing import (
+    FIT_SECONDS,
+    LATENCY_MEDIAN,
+    LATENCY_P95,
+    THROUGHPUT,
+    contended_cells,
+    iterative_cost,
+)
 
 ORACLE = "oracle: the threshold is chosen on the test labels, so no deployed detector could pick it"
 QUALITY_TABLES = {
@@ -39,6 +45,8 @@ QUALITY_TABLES = {
     "threshold chosen on the test set)",
     "threshold_balanced_accuracy": "Balanced accuracy at the validation threshold (image level; MVTec AD's "
     "protocol and Table 2)",
+    "threshold_tpr": "True positive rate at the validation threshold (anomalous images detected)",
+    "threshold_tnr": "True negative rate at the validation threshold (defect-free images passed)",
     "image_auroc": "Image AUROC (the paper's Table III)",
     "image_ap": "Image average precision",
     "image_f1_max": f"Image F1-max ({ORACLE})",
@@ -52,9 +60,11 @@ PIXEL_TABLES = {
     "pixel_aupro_0.05": "Pixel AU-PRO (FPR up to 0.05, MVTec AD 2)",
     "pixel_aupro_0.01": "Pixel AU-PRO (FPR up to 0.01)",
     "pixel_aupimo": "Pixel AUPIMO (mean over anomalous images; FPR 1e-5 to 1e-4 on the defect-free images)",
+    "pixel_iou": "Pixel IoU of the segmentation at the validation threshold",
 }
 TIMING_TABLES = {
     LATENCY_MEDIAN: "Inference time per image, median (ms)",
+    LATENCY_P95: "Inference time per image, 95th percentile (ms)",
     THROUGHPUT: "Inference throughput (images per second)",
     FIT_SECONDS: "Training time (s)",
 }
@@ -95,12 +105,48 @@ def inference_kinds(runs: list[StoredRun]) -> dict[str, str]:
     return kinds
 
 
-def _format(value: float, metric: str) -> str:
+def _format(value: float, metric: str, decimals: int | None = None) -> str:
     if math.isnan(value):
         return "—"
+    if decimals is None:
+        decimals = _decimals(pd.Series([value]), metric)
+    return f"{value:,.{decimals}f}"
+
+
+def _decimals(values: pd.Series, metric: str) -> int:
+    """One precision for a whole column: three decimals for quality metrics (they lie in [0, 1]); for
+    timings, three significant digits of the column's smallest value (8.42 beside 149.13, not 8.422
+    beside 149)."""
     if metric in HIGHER_IS_BETTER and metric not in TIMING_TABLES:
-        return f"{value:.3f}"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+        return 3
+    finite = values[np.isfinite(values) & (values != 0)].abs()
+    if finite.empty:
+        return 3
+    return int(np.clip(2 - math.floor(math.log10(finite.min())), 0, 3))
+
+
+def _clearly_best(
+    mean: pd.DataFrame, intervals: tuple[pd.DataFrame, pd.DataFrame, str] | None, higher: bool
+) -> set[tuple[str, str]]:
+    """(method, column) of each column's best value when it is clearly ahead: no other method ties it,
+    and it lies outside every other method's 95 % interval (where the other has one)."""
+    best: set[tuple[str, str]] = set()
+    for column in mean.columns:
+        values = mean[column].dropna()
+        if values.empty:
+            continue
+        top = values.max() if higher else values.min()
+        leaders = values.index[values == top]
+        if len(leaders) > 1:
+            continue
+        ahead = True
+        if intervals is not None and column in intervals[0].columns:
+            bound = intervals[1] if higher else intervals[0]
+            others = bound.loc[[m for m in values.index if m != leaders[0]], column].dropna()
+            ahead = bool(((top > others) if higher else (top < others)).all())
+        if ahead:
+            best.add((leaders[0], column))
+    return best
 
 
 def _per_seed(results: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -148,13 +194,16 @@ def mean_intervals(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd
     source = (
         "the order statistics of the repeats"
         if metric in TIMING_TABLES
+        else "a stratified bootstrap of whole test images"
+        if metric.startswith("pixel_")
         else "a stratified bootstrap of the test images"
     )
     return low, high, f"95 % interval of each cell (one seed), from {source}"
 
 
 def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> str:
-    """Rows: methods grouped single-pass / iterative, then "(paper)" rows; best value per column in bold."""
+    """Rows: methods grouped single-pass / iterative, then "(paper)" rows; a column's best value in bold
+    where it is clearly ahead (`_clearly_best`); one precision per column; the intervals below."""
     mean, std = seed_statistics(results, metric)
     groups = {method: kinds.get(method, "unknown") for method in mean.index}
     ordered = sorted(
@@ -162,8 +211,10 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
     )
     mean, std = mean.loc[ordered], std.loc[ordered]
     higher = HIGHER_IS_BETTER.get(metric, True)
-    best = mean.max() if higher else mean.min()
+    intervals = mean_intervals(results, metric)
+    best = _clearly_best(mean, intervals, higher)
     columns = list(mean.columns)
+    decimals = {column: _decimals(mean[column], metric) for column in columns}
     collapsed = collapsed_cells(results)
     lines = [
         "| method | inference | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
@@ -172,11 +223,10 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
     for method in ordered:
         cells = []
         for column in columns:
-            value = mean.at[method, column]
-            text = _format(value, metric)
+            text = _format(mean.at[method, column], metric, decimals[column])
             if not math.isnan(std.at[method, column]):
-                text += f" ± {_format(std.at[method, column], metric)}"
-            if not math.isnan(value) and value == best[column]:
+                text += f" ± {_format(std.at[method, column], metric, decimals[column])}"
+            if (method, column) in best:
                 text = f"**{text}**"
             if (method, column) in collapsed:
                 text += f" {COLLAPSE_MARK}"
@@ -193,9 +243,8 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
             f"{COLLAPSE_MARK} {COLLAPSE_WARNING} ({INPUT_SENSITIVITY} below {COLLAPSE_THRESHOLD} in a seed)"
         )
         lines += ["", note]
-    intervals = mean_intervals(results, metric)
     if intervals is not None:
-        lines += ["", *_interval_table(*intervals, ordered, metric, collapsed)]
+        lines += ["", *_interval_table(*intervals, ordered, decimals, collapsed)]
     return "\n".join(lines)
 
 
@@ -204,10 +253,10 @@ def _interval_table(
     high: pd.DataFrame,
     how: str,
     methods: list[str],
-    metric: str,
+    decimals: dict[str, int],
     collapsed: set[tuple[str, str]],
 ) -> list[str]:
-    columns = list(low.columns)
+    columns = [column for column in low.columns if low[column].notna().any()]
     lines = [
         f"*{how}:*",
         "",
@@ -221,7 +270,7 @@ def _interval_table(
             text = (
                 "—"
                 if math.isnan(bounds[0])
-                else f"[{_format(bounds[0], metric)}, {_format(bounds[1], metric)}]"
+                else f"[{bounds[0]:,.{decimals[column]}f}, {bounds[1]:,.{decimals[column]}f}]"
             )
             cells.append(text + (f" {COLLAPSE_MARK}" if (method, column) in collapsed else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -290,9 +339,6 @@ def _provenance(run: StoredRun) -> str:
     environment = manifest.get("environment", {})
     config = manifest.get("config", {})
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items() if v)
-    budgets = sorted(
-        {json.dumps(cell.get("training_budget"), sort_keys=True) for cell in manifest.get("cells", [])}
-    )
     return "\n".join(
         [
             f"### {run.path.name}",
@@ -304,10 +350,30 @@ def _provenance(run: StoredRun) -> str:
             f"{environment.get('platform')}",
             f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
             f"data `{manifest.get('dataset')}`",
-            f"- training budgets used: {'; '.join(budgets)}",
+            "- training as run:",
+            *_training_lines(manifest),
             f"- pixel metrics at resolution `{_pixel_resolution(run)}`",
         ]
     )
+
+
+def _training_lines(manifest: dict[str, Any]) -> list[str]:
+    """Per method, the optimiser steps and batch each category trained with, in words."""
+    categories: dict[tuple[str, str], list[str]] = {}
+    for cell in manifest.get("cells", []):
+        budget = cell.get("training_budget")
+        if budget is None:
+            how = "checkpoints loaded, no training"
+        else:
+            epochs = f"{budget['epochs']:,} epochs" if budget.get("epochs") else None
+            steps = cell.get("steps") or budget.get("steps")  # runs before 2026-12 recorded no steps
+            counted = f"{steps:,} steps" + (f" ({epochs})" if epochs else "") if steps else epochs
+            how = f"{counted} at batch {budget.get('batch_size')}"
+        categories.setdefault((str(cell.get("method")), how), []).append(str(cell.get("category")))
+    return [
+        f"  - {method}: {how} on {', '.join(dict.fromkeys(names))}"
+        for (method, how), names in categories.items()
+    ]
 
 
 def _seed_of(seed_dir: Path) -> int:
@@ -454,10 +520,18 @@ def _write_report(
         "",
         f"Methods: {', '.join(dict.fromkeys(results['method']))}. Categories (textures first): "
         f"{', '.join(categories)}. Values are means over seeds (± standard deviation where there are "
-        "several); "
-        'the best value of each column is in bold. Rows marked "(paper)" are published numbers from the '
-        "CBiGAN paper, shown for reference on MVTec AD only; they are not results of these runs.",
+        "several); the best value of a column is in bold where no other method ties it and it lies "
+        "outside every other method's 95 % interval (the tables below each table). Rows marked "
+        '"(paper)" are published numbers from the CBiGAN paper, shown for reference on MVTec AD only; '
+        "they are not results of these runs.",
     ]
+    smoke = [run.path.name for run in runs if run.manifest.get("config", {}).get("budget") == "smoke"]
+    if smoke:
+        sections[1:1] = [
+            "",
+            f"> **Smoke budget** ({', '.join(smoke)}): a few training steps per cell, to test the pipeline. "
+            "These numbers are not results of the methods; train at `--budget default` or `paper` for those.",
+        ]
     for metric, title in QUALITY_TABLES.items():
         if metric in present:
             sections += ["", f"## {title}", "", markdown_table(results, metric, kinds)]
