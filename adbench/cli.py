@@ -68,7 +68,8 @@ app.add_typer(data_app, name="data")
 # Piped output gets a wide console: a 15-category table squeezed into 80 columns is unreadable.
 # Names, paths and messages print as written: no markup ("pin[v2]"), no emoji codes ("cuda:x").
 out_console = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 250)
-err_console = Console(stderr=True, emoji=False)
+# In a log file a line is never wrapped: the progress and cell lines are read and grepped there.
+err_console = Console(stderr=True, emoji=False, soft_wrap=not sys.stderr.isatty())
 
 TABLE_METRICS = {
     "image_max_balanced_accuracy": "max balanced accuracy",

@@ -96,7 +96,8 @@ class Detector(abc.ABC):
     """A reconstruction-based anomaly detector that the harness can train, score and store.
 
     Subclasses set the class attributes `name` (the entry-point name), `inference_kind` and `Params`
-    (a frozen dataclass), and implement the abstract methods. The constructor takes the params and a
+    (a frozen dataclass), optionally `loss_labels` (the report's words for the losses `fit` reports), and
+    implement the abstract methods. The constructor takes the params and a
     torch device and builds untrained networks; weights are initialised from torch's global RNG, which
     the harness seeds before construction.
     """
@@ -104,6 +105,8 @@ class Detector(abc.ABC):
     name: ClassVar[str]
     inference_kind: ClassVar[InferenceKind]
     Params: ClassVar[type]
+    # Each loss name of `fit`'s on_step -> what the report's loss plot calls it; others show as named.
+    loss_labels: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Any, device: str | torch.device = "cpu") -> None:
         if not isinstance(params, self.Params):

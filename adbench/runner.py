@@ -23,8 +23,6 @@ import itertools
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +32,6 @@ import pandas as pd
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adbench.atomic import make_folder, write_json_atomic
 from adbench.cell import (
@@ -57,6 +54,7 @@ from adbench.detector import CategorySpec, Detector, InputSpec
 from adbench.devices import parse_device, resolve_device
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
+from adbench.progress import stage_progress
 from adbench.registry import load_method
 from adbench.results import (
     MANIFEST,
@@ -104,19 +102,6 @@ def _new_run_dir(config: RunConfig, started: datetime) -> Path:
         except FileExistsError:
             continue
     raise AdbenchError(f"{config.out}: could not create a new run folder for {stem}")
-
-
-@contextmanager
-def _progress(console: Console) -> Iterator[Progress]:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield progress
 
 
 def _grid_device(config: RunConfig) -> str:
@@ -287,7 +272,7 @@ class _Grid:
             spec = _input_spec(cell.method, cell.category, self.config, cell.seed)
             needed.setdefault((cell.files.name, spec), cell)
         total = sum(len(cell.files.all_paths()) for cell in needed.values())
-        with _progress(self.console) as progress:
+        with stage_progress(self.console) as progress:
             task = progress.add_task("check data", total=total, status="")
             done = 0
             for (name, spec), cell in needed.items():
@@ -307,9 +292,12 @@ class _Grid:
             if self.config.executor == "dask":
                 run_on_dask(self.config, tasks, self.record, self.console)
             else:
-                with _progress(self.console) as progress:
+                with stage_progress(self.console) as progress:
+                    grid = progress.add_task(f"grid: {len(tasks)} cells", total=len(tasks), status="")
                     for task in tasks:
                         self.record(run_cell(task, progress))
+                        progress.advance(grid)
+                    progress.remove_task(grid)
         except BaseException as error:
             # Finished cells are already on disk; say in the manifest why the rest is missing.
             if isinstance(error, KeyboardInterrupt):

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -152,9 +153,13 @@ def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarr
     return full
 
 
+# A line of adbench.progress.LogLines: what a run writes, stage by stage, where stderr is no terminal.
+PROGRESS_LINE = re.compile(r"\d\d:\d\d:\d\d ")
+
+
 def one_line(stderr: str) -> str:
-    """The only non-blank line of `stderr`, which must hold no traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    """The only non-blank line of `stderr` besides the progress lines, which must hold no traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     return lines[0]
 

@@ -25,7 +25,7 @@ from adbench.files import read_json_file
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.metrics.image import image_auroc
 from adbench.report import comparisons, plots
-from adbench.report.paper import paper_notes, paper_rows
+from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
 from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
@@ -206,9 +206,7 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
     where it is clearly ahead (`_clearly_best`); one precision per column; the intervals below."""
     mean, std = seed_statistics(results, metric)
     groups = {method: kinds.get(method, "unknown") for method in mean.index}
-    ordered = sorted(
-        mean.index, key=lambda m: GROUP_ORDER.index(groups[m]) if groups[m] in GROUP_ORDER else 2
-    )
+    ordered = method_order(results[results["metric"] == metric], kinds)
     mean, std = mean.loc[ordered], std.loc[ordered]
     higher = HIGHER_IS_BETTER.get(metric, True)
     intervals = mean_intervals(results, metric)
@@ -233,8 +231,12 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
             cells.append(text)
         lines.append(f"| {method} | {groups[method]} | " + " | ".join(cells) + " |")
     paper = paper_rows(metric, ordered, [c for c in columns if c not in MEAN_COLUMNS])
+    # Published values keep the paper's precision; means recomputed over a subset are ours.
+    every_category = covers_mvtec([c for c in columns if c not in MEAN_COLUMNS])
+    published = [c for c in columns if c not in MEAN_COLUMNS or every_category]
     for name, row in paper.iterrows():
-        lines.append(f"| {name} | published | " + " | ".join(_format(row[c], metric) for c in columns) + " |")
+        cells = [_format(row[c], metric, PAPER_DECIMALS if c in published else None) for c in columns]
+        lines.append(f"| {name} | published | " + " | ".join(cells) + " |")
     notes = paper_notes(metric, paper)
     if notes:
         lines += ["", *(f"*{note}*" for note in notes)]
@@ -644,16 +646,36 @@ def defect_type_table(scores: pd.DataFrame, methods: list[str], collapsed: set[t
     return "\n".join(lines)
 
 
+def method_order(results: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
+    """The report's order of methods: single-pass, then iterative, each in order of first appearance."""
+    methods = list(dict.fromkeys(results["method"]))
+    return sorted(methods, key=lambda m: GROUP_ORDER.index(kinds[m]) if kinds.get(m) in GROUP_ORDER else 2)
+
+
+def _loss_labels(methods: set[str]) -> dict[str, dict[str, str]]:
+    """Each registered method's words for its losses (none for a method no longer installed)."""
+    from adbench.registry import load_method
+
+    labels = {}
+    for method in methods:
+        try:
+            labels[method] = dict(load_method(method).loss_labels)
+        except AdbenchError:
+            labels[method] = {}
+    return labels
+
+
 def _figures(
     runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path, scores: pd.DataFrame
 ) -> list[tuple[str, Path]]:
     stem = out.with_suffix("")
+    style = plots.Style.of(method_order(results, kinds), category_order(results))
     figures = []
     if "image_auroc" in set(results["metric"]):
         figures.append(
             (
                 "Image AUROC by method and category",
-                plots.metric_heatmap(results, "image_auroc", Path(f"{stem}-heatmap.png")),
+                plots.metric_heatmap(results, "image_auroc", Path(f"{stem}-heatmap.png"), style),
             )
         )
         if LATENCY_MEDIAN in set(results["metric"]):
@@ -662,26 +684,35 @@ def _figures(
                     "Image AUROC against inference time per image: "
                     "single-pass (circles) and iterative (squares)",
                     plots.accuracy_against_time(
-                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png")
+                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png"), style
                     ),
                 )
             )
     if not scores.empty:
         figures.append(
-            ("ROC curves per category (first seed)", plots.roc_curves(scores, Path(f"{stem}-roc.png")))
+            (
+                "ROC curves per category, every seed; the legend gives each method's AUROC "
+                "(mean ± std over seeds)",
+                plots.roc_curves(scores, Path(f"{stem}-roc.png"), style),
+            )
         )
     kept = _category_samples(runs)
     for category in [category for category in category_order(results) if category in kept]:
         figures.append(
             (
                 f"{category}: test images, reconstructions and anomaly maps (first seed)",
-                plots.qualitative_grid(category, kept[category], Path(f"{stem}-samples-{category}.png")),
+                plots.qualitative_grid(
+                    category, kept[category], Path(f"{stem}-samples-{category}.png"), style
+                ),
             )
         )
     losses = _cell_files(runs, "losses.csv", {"step"})
     if not losses.empty:
         long = losses.melt(id_vars=["step", "method", "category", "seed"], var_name="loss").dropna()
         figures.append(
-            ("Training losses per step (first seed)", plots.loss_curves(long, Path(f"{stem}-losses.png")))
+            (
+                "Training losses per step, a panel per loss (first seed)",
+                plots.loss_curves(long, Path(f"{stem}-losses.png"), style, _loss_labels(set(long["method"]))),
+            )
         )
     return figures

@@ -44,9 +44,23 @@ def is_mvtec(categories: list[str]) -> bool:
     return bool(categories) and set(categories) <= set(TEXTURES) | set(OBJECTS)
 
 
+PAPER_DECIMALS = 2  # the CBiGAN paper's tables give two decimals
+
+
+def covers_mvtec(categories: list[str]) -> bool:
+    """Whether `categories` are all 15 of MVTec AD, so that the paper's own means apply."""
+    return set(categories) == set(TEXTURES) | set(OBJECTS)
+
+
 def paper_notes(metric: str, rows: pd.DataFrame) -> list[str]:
     """The footnotes that `rows` (from `paper_rows`) need under the table of `metric`."""
     notes = [PAPER_NOTES[metric]] if metric in PAPER_NOTES and not rows.empty else []
+    shown = [c for c in rows.columns if c not in MEAN_COLUMNS]
+    if not rows.empty and not covers_mvtec(shown):
+        notes.append(
+            f"The paper rows' means are over the {len(shown)} categories shown, recomputed from its "
+            "per-category values (its published means cover all 15)."
+        )
     if any(name.split(" (")[0] in ("CBiGAN", "EGBAD") for name in rows.index):
         notes.append(PAPER_NOTES["CBiGAN"])
     return notes
@@ -66,7 +80,7 @@ def paper_rows(metric: str, methods: list[str], categories: list[str]) -> pd.Dat
         table = pd.read_csv(stream).set_index("method")
     names = [PAPER_NAMES[m] for m in methods if PAPER_NAMES.get(m) in table.index and shown(PAPER_NAMES[m])]
     rows = table.loc[names, categories].copy()
-    if set(categories) == set(TEXTURES) | set(OBJECTS):
+    if covers_mvtec(categories):
         rows[list(MEAN_COLUMNS)] = table.loc[names, list(MEAN_COLUMNS)]
     else:
         textures = [c for c in categories if c in TEXTURES]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,7 @@ def uniform_latents(
 class AnoGAN(Detector):
     name = "anogan"
     inference_kind = "iterative"
+    loss_labels: ClassVar[dict[str, str]] = {"d": "discriminator loss", "g": "generator loss"}
     Params = AnoGANParams
 
     def __init__(self, params: AnoGANParams, device: str | torch.device = "cpu") -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -75,6 +76,7 @@ def per_image_sum(pixel_losses: torch.Tensor) -> torch.Tensor:
 class L2Autoencoder(Detector):
     name = "l2ae"
     inference_kind = "single-pass"
+    loss_labels: ClassVar[dict[str, str]] = {"loss": "reconstruction loss (squared error, summed per image)"}
     Params = AutoencoderParams
 
     def __init__(self, params: AutoencoderParams, device: str | torch.device = "cpu") -> None:

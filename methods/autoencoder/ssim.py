@@ -28,6 +28,7 @@ where the two pad differently.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from kornia.metrics import ssim
@@ -45,6 +46,7 @@ def ssim_map(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 class SSIMAutoencoder(L2Autoencoder):
     name = "ssimae"
+    loss_labels: ClassVar[dict[str, str]] = {"loss": "reconstruction loss (1 − SSIM, summed per image)"}
 
     @classmethod
     def default_params(cls, category: CategorySpec, budget: BudgetName) -> AutoencoderParams:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -96,6 +97,12 @@ PAPER_EMA_DECAY = 0.999**0.6
 class CBiGAN(Detector):
     name = "cbigan"
     inference_kind = "single-pass"
+    loss_labels: ClassVar[dict[str, str]] = {
+        "d": "critic loss (Wasserstein)",
+        "gp": "gradient penalty",
+        "eg": "encoder and generator loss",
+        "consistency": "consistency L_C (image and latent)",
+    }
     Params = CBiGANParams
     object_alpha = 1e-4  # the paper's α, at the paper's input sides below
     texture_alpha = 1e-5
@@ -269,5 +276,8 @@ class EGBAD(CBiGAN):
     """
 
     name = "egbad"
+    loss_labels: ClassVar[dict[str, str]] = CBiGAN.loss_labels | {
+        "consistency": "consistency L_C, monitored only (α = 0)"
+    }
     object_alpha = 0.0
     texture_alpha = 0.0
