@@ -9,25 +9,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from adbench.data import mvtec
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.report import plots
 from adbench.report.tables import MEAN_COLUMNS
 from adbench.results import results_frame
 from adbench.samples import Samples
 
-TEXTURES = ["carpet", "grid", "leather", "tile", "wood"]
-OBJECTS = [
-    "bottle",
-    "cable",
-    "capsule",
-    "hazelnut",
-    "metal_nut",
-    "pill",
-    "screw",
-    "toothbrush",
-    "transistor",
-    "zipper",
-]
+TEXTURES, OBJECTS = list(mvtec.TEXTURES), list(mvtec.OBJECTS)
 # The results table's identifiers: metric names and the group-mean columns (category names are names).
 IDENTIFIERS = [*HIGHER_IS_BETTER, *MEAN_COLUMNS]
 
