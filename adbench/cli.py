@@ -198,6 +198,15 @@ ContendedOption = Annotated[
         help="Count timings taken on a contended machine in the iterative/single-pass ratios.",
     ),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="METHOD.PARAM=VALUE",
+        help="A hyperparameter, as a grid file's [params.METHOD] would set it (a TOML value); repeatable, "
+        "e.g. --set cbigan.alpha=1e-4 --set l2ae.width=64.",
+    ),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -223,6 +232,7 @@ def run(
     kinds: KindsOption = None,
     repeats: RepeatsOption = None,
     config: ConfigOption = None,
+    set_params: SetOption = None,
     executor: Annotated[
         str | None,
         typer.Option(
@@ -314,6 +324,7 @@ def run(
         "pixel_resolution": pixel_resolution,
         "save_maps": save_maps,
         "pixel_ci_max_pixels": pixel_ci_max_pixels,
+        "params": _parse_sets(set_params),
     }
     if dry_run:
         if resume is not None or eval_only is not None:
@@ -322,7 +333,12 @@ def run(
         return
     if resume is not None:
         extra = {"eval_only": eval_only, "config": config}
-        given = [f"--{key.replace('_', '-')}" for key, value in (flags | extra).items() if value is not None]
+        flag_names = {"params": "--set"}  # grid-file keys whose flag is named otherwise
+        given = [
+            flag_names.get(key, f"--{key.replace('_', '-')}")
+            for key, value in (flags | extra).items()
+            if value is not None
+        ]
         if given:
             raise AdbenchError(
                 f"{resume}: --resume continues that run's own grid; drop {', '.join(given)} "
@@ -334,6 +350,27 @@ def run(
     _print_tables(outcome.results)
     _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
+
+
+def _parse_sets(values: list[str] | None) -> dict[str, dict[str, object]] | None:
+    """--set METHOD.PARAM=VALUE ... as a grid file's params table; VALUE is read as TOML (1e-4, 64, true,
+    "text"), a bare word as text."""
+    import tomllib
+
+    if not values:
+        return None
+    params: dict[str, dict[str, object]] = {}
+    for item in values:
+        target, sep, raw = item.partition("=")
+        method, dot, param = target.partition(".")
+        if not sep or not dot or not method.strip() or not param.strip() or not raw.strip():
+            raise AdbenchError(f"--set {item}: expected METHOD.PARAM=VALUE, e.g. --set cbigan.alpha=1e-4")
+        try:
+            value = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        params.setdefault(method.strip(), {})[param.strip()] = value
+    return params
 
 
 def _grid_flags(
@@ -403,6 +440,12 @@ def _grid_config(
         options = {
             key: value for key, value in options.items() if key not in ("categories", "all_categories")
         }
+    if "params" in given:  # --set overrides the grid file's params one by one, not as a whole
+        stored = options.get("params", {})
+        given["params"] = {
+            method: {**stored.get(method, {}), **given["params"].get(method, {})}
+            for method in {*stored, *given["params"]}
+        }
     return RunConfig.from_options(options | given | {"score_metrics": score_metrics})
 
 
@@ -461,6 +504,7 @@ def time_methods(
     amp: AmpOption = None,
     kinds: KindsOption = None,
     config: ConfigOption = None,
+    set_params: SetOption = None,
     from_run: Annotated[
         Path | None,
         typer.Option(
@@ -473,6 +517,7 @@ def time_methods(
     flags = _grid_flags(
         methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
     )
+    flags["params"] = _parse_sets(set_params)
     outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
     _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")

@@ -7,7 +7,7 @@ import pytest
 
 from adbench.config import RunConfig, read_grid_file
 from adbench.errors import AdbenchError
-from tests.helpers import adbench, quality_rows
+from tests.helpers import adbench, one_line, quality_rows
 
 GRID = """
 methods = ["cbigan"]
@@ -169,3 +169,27 @@ def test_a_run_on_the_built_in_data_survives_a_cleared_cache(tmp_path):
     assert stored_data("mine", tmp_path / "mine") == tmp_path / "mine"
     cleared.mkdir(parents=True)
     assert stored_data(None, cleared) == cleared
+
+
+def test_set_on_the_command_line_is_checked_like_a_grid_files_params(tmp_path):
+    import json as json_module
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'methods = ["cbigan"]\ncategories = ["pin"]\nbudget = "smoke"\n[params.cbigan]\ncritic_steps = 3\n'
+    )
+    result = adbench(
+        "run", "--config", str(grid), "--set", "cbigan.alpha=0.5", "--set", "cbigan.penalty_pairing=authors",
+        "--dry-run", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    params = json_module.loads(result.stdout.splitlines()[0])["params"]
+    assert (params["alpha"], params["penalty_pairing"], params["critic_steps"]) == (0.5, "authors", 3)
+    for flag, message in (
+        ("cbigan.alph=1", "params.cbigan: unknown key 'alph'. Did you mean 'alpha'?"),
+        ("cbigan.alpha=big", "params.cbigan.alpha = 'big': expected float"),
+        ("alpha=1", "--set alpha=1: expected METHOD.PARAM=VALUE"),
+        ("l2ae.width=64", "params for l2ae: not among the run's methods"),
+    ):
+        bad = adbench("run", "--config", str(grid), "--set", flag, "--dry-run")
+        assert bad.returncode == 2 and message in one_line(bad.stderr), (flag, bad.stderr)

@@ -9,14 +9,9 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from adbench.atomic import write_text_atomic
-from adbench.report.markdown import (
-    load_run,
-    markdown_table,
-    mean_intervals,
-    pixel_resolution_note,
-    seed_statistics,
-)
+from adbench.report.markdown import load_run, markdown_table, pixel_resolution_note
 from adbench.report.paper import paper_rows
+from adbench.report.statistics import mean_intervals, seed_statistics
 from adbench.results import read_results, results_frame
 from adbench.samples import read_samples
 from tests.helpers import adbench
@@ -258,6 +253,25 @@ def test_report_says_what_its_tables_hold(report):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     steps = {cell["steps"] for cell in manifest["cells"] if cell["method"] == "l2ae"}
     assert f"  - l2ae: {steps.pop():,} steps at batch " in markdown and not steps
+
+
+def test_tables_are_also_written_as_latex_and_csv_with_the_same_numbers(report):
+    run_dir, path = report
+    results = read_results(run_dir)
+    tables = pd.read_csv(path.parent / "tiny-tables.csv")
+    assert list(tables.columns) == ["table", "metric", "method", "inference", "column", "mean", "std",
+                                    "ci_low", "ci_high", "best"]  # fmt: skip
+    row = tables.query("metric == 'image_auroc' and method == 'l2ae' and column == 'sand'").iloc[0]
+    values = results.query("metric == 'image_auroc' and method == 'l2ae' and category == 'sand'")["value"]
+    assert row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std(ddof=1))
+    low, high = stats.t.interval(0.95, 1, loc=values.mean(), scale=stats.sem(values))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+    latex = (path.parent / "tiny-tables.tex").read_text()
+    assert latex.count(r"\toprule") == latex.count(r"\bottomrule") == tables["table"].nunique()
+    markdown_cell = _cells(path.read_text().split("## Image AUROC", 1)[1], "l2ae")[0].strip("*")
+    latex_block = latex.split(r"\caption{Image AUROC (the paper's Table III)}", 1)[1]
+    latex_row = next(line for line in latex_block.splitlines() if line.startswith("l2ae &"))
+    assert markdown_cell.replace("±", r"$\pm$") in latex_row, "the same text as the markdown"
 
 
 def test_report_without_out_goes_into_the_run_folder(report, tmp_path):

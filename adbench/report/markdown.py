@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as t_distribution
 
 from adbench.atomic import staging_folder
 from adbench.errors import AdbenchError
@@ -25,11 +24,18 @@ from adbench.files import read_json_file
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.metrics.image import image_auroc
 from adbench.report import comparisons, plots
+from adbench.report.export import tables_csv, tables_latex
 from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
-from adbench.report.tables import MEAN_COLUMNS, category_order, category_table
+from adbench.report.statistics import (
+    collapsed_cells,
+    format_value,
+    method_order,
+    table_data,
+)
+from adbench.report.tables import MEAN_COLUMNS, category_order
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
-from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY, is_collapsed
+from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY
 from adbench.timing import (
     FIT_SECONDS,
     LATENCY_MEDIAN,
@@ -68,7 +74,6 @@ TIMING_TABLES = {
     THROUGHPUT: "Inference throughput (images per second)",
     FIT_SECONDS: "Training time (s)",
 }
-GROUP_ORDER = ("single-pass", "iterative")
 DEFAULT_COMPARISON = "image_auroc"
 # Beside a value whose cell failed the input-sensitivity check.
 COLLAPSE_MARK = "⚠"
@@ -105,148 +110,42 @@ def inference_kinds(runs: list[StoredRun]) -> dict[str, str]:
     return kinds
 
 
-def _format(value: float, metric: str, decimals: int | None = None) -> str:
-    if math.isnan(value):
-        return "—"
-    if decimals is None:
-        decimals = _decimals(pd.Series([value]), metric)
-    return f"{value:,.{decimals}f}"
-
-
-def _decimals(values: pd.Series, metric: str) -> int:
-    """One precision for a whole column: three decimals for quality metrics (they lie in [0, 1]); for
-    timings, three significant digits of the column's smallest value (8.42 beside 149.13, not 8.422
-    beside 149)."""
-    if metric in HIGHER_IS_BETTER and metric not in TIMING_TABLES:
-        return 3
-    finite = values[np.isfinite(values) & (values != 0)].abs()
-    if finite.empty:
-        return 3
-    return int(np.clip(2 - math.floor(math.log10(finite.min())), 0, 3))
-
-
-def _clearly_best(
-    mean: pd.DataFrame, intervals: tuple[pd.DataFrame, pd.DataFrame, str] | None, higher: bool
-) -> set[tuple[str, str]]:
-    """(method, column) of each column's best value when it is clearly ahead: no other method ties it,
-    and it lies outside every other method's 95 % interval (where the other has one)."""
-    best: set[tuple[str, str]] = set()
-    for column in mean.columns:
-        values = mean[column].dropna()
-        if values.empty:
-            continue
-        top = values.max() if higher else values.min()
-        leaders = values.index[values == top]
-        if len(leaders) > 1:
-            continue
-        ahead = True
-        if intervals is not None and column in intervals[0].columns:
-            bound = intervals[1] if higher else intervals[0]
-            others = bound.loc[[m for m in values.index if m != leaders[0]], column].dropna()
-            ahead = bool(((top > others) if higher else (top < others)).all())
-        if ahead:
-            best.add((leaders[0], column))
-    return best
-
-
-def _per_seed(results: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The category table of each seed, stacked (outer level: seed), so that every statistic over seeds
-    of a group mean is taken over the per-seed group means."""
-    per_seed = [category_table(rows, metric) for _, rows in results.groupby("seed")]
-    return pd.concat(per_seed, keys=range(len(per_seed)))
-
-
-def seed_statistics(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean and standard deviation over seeds of the category table (std NaN with one seed)."""
-    stacked = _per_seed(results, metric)
-    mean = stacked.groupby(level=1, sort=False).mean()
-    std = stacked.groupby(level=1, sort=False).std(ddof=1)
-    order = list(dict.fromkeys(results.loc[results["metric"] == metric, "method"]))
-    return mean.reindex(order), std.reindex(order)
-
-
-def mean_intervals(results: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
-    """95 % lower and upper bounds per method and column, and how they were obtained; None when the rows
-    give none.
-
-    With several seeds: the interval of the mean over seeds (Student's t with seeds − 1 degrees of
-    freedom), for the methods with at least two. With one seed: the cell's own interval from the results
-    table (the bootstrap over test images; the order statistics for latency), per category only.
-    """
-    stacked = _per_seed(results, metric)
-    grouped = stacked.groupby(level=1, sort=False)
-    order = list(dict.fromkeys(results.loc[results["metric"] == metric, "method"]))
-    seeds = grouped.count()
-    if int(seeds.to_numpy().max(initial=0)) >= 2:
-        half = t_distribution.ppf(0.975, seeds - 1) * grouped.std(ddof=1) / np.sqrt(seeds)
-        mean = grouped.mean()
-        how = (
-            f"95 % interval of the mean over {int(seeds.to_numpy().max())} seeds (Student's t, seeds − 1 "
-            "degrees of freedom)"
-        )
-        return (mean - half).reindex(order), (mean + half).reindex(order), how
-    rows = results[results["metric"] == metric]
-    if rows["ci_low"].isna().all():
-        return None
-    bounds = rows.groupby(["method", "category"], sort=False)[["ci_low", "ci_high"]].mean()
-    columns = list(category_table(results, metric).columns)
-    low, high = (bounds[c].unstack("category").reindex(index=order, columns=columns) for c in bounds)
-    source = (
-        "the order statistics of the repeats"
-        if metric in TIMING_TABLES
-        else "a stratified bootstrap of whole test images"
-        if metric.startswith("pixel_")
-        else "a stratified bootstrap of the test images"
-    )
-    return low, high, f"95 % interval of each cell (one seed), from {source}"
-
-
 def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> str:
     """Rows: methods grouped single-pass / iterative, then "(paper)" rows; a column's best value in bold
-    where it is clearly ahead (`_clearly_best`); one precision per column; the intervals below."""
-    mean, std = seed_statistics(results, metric)
-    groups = {method: kinds.get(method, "unknown") for method in mean.index}
-    ordered = method_order(results[results["metric"] == metric], kinds)
-    mean, std = mean.loc[ordered], std.loc[ordered]
-    higher = HIGHER_IS_BETTER.get(metric, True)
-    intervals = mean_intervals(results, metric)
-    best = _clearly_best(mean, intervals, higher)
-    columns = list(mean.columns)
-    decimals = {column: _decimals(mean[column], metric) for column in columns}
-    collapsed = collapsed_cells(results)
+    where it is clearly ahead (`clearly_best`); one precision per column; the intervals below."""
+    table = table_data(results, metric, kinds)
+    columns = table.columns
     lines = [
         "| method | inference | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
         "|---|---|" + "---:|" * len(columns),
     ]
-    for method in ordered:
+    for method in table.methods:
         cells = []
         for column in columns:
-            text = _format(mean.at[method, column], metric, decimals[column])
-            if not math.isnan(std.at[method, column]):
-                text += f" ± {_format(std.at[method, column], metric, decimals[column])}"
-            if (method, column) in best:
+            text = table.value_text(method, column)
+            if (method, column) in table.best:
                 text = f"**{text}**"
-            if (method, column) in collapsed:
+            if (method, column) in table.collapsed:
                 text += f" {COLLAPSE_MARK}"
             cells.append(text)
-        lines.append(f"| {method} | {groups[method]} | " + " | ".join(cells) + " |")
-    paper = paper_rows(metric, ordered, [c for c in columns if c not in MEAN_COLUMNS])
+        lines.append(f"| {method} | {table.groups[method]} | " + " | ".join(cells) + " |")
+    paper = paper_rows(metric, table.methods, [c for c in columns if c not in MEAN_COLUMNS])
     # Published values keep the paper's precision; means recomputed over a subset are ours.
     every_category = covers_mvtec([c for c in columns if c not in MEAN_COLUMNS])
     published = [c for c in columns if c not in MEAN_COLUMNS or every_category]
     for name, row in paper.iterrows():
-        cells = [_format(row[c], metric, PAPER_DECIMALS if c in published else None) for c in columns]
+        cells = [format_value(row[c], metric, PAPER_DECIMALS if c in published else None) for c in columns]
         lines.append(f"| {name} | published | " + " | ".join(cells) + " |")
     notes = paper_notes(metric, paper)
     if notes:
         lines += ["", *(f"*{note}*" for note in notes)]
-    if any(method in ordered for method, _ in collapsed):
+    if any(method in table.methods for method, _ in table.collapsed):
         note = (
             f"{COLLAPSE_MARK} {COLLAPSE_WARNING} ({INPUT_SENSITIVITY} below {COLLAPSE_THRESHOLD} in a seed)"
         )
         lines += ["", note]
-    if intervals is not None:
-        lines += ["", *_interval_table(*intervals, ordered, decimals, collapsed)]
+    if table.intervals is not None:
+        lines += ["", *_interval_table(*table.intervals, table.methods, table.decimals, table.collapsed)]
     return "\n".join(lines)
 
 
@@ -305,12 +204,6 @@ def _timing_section(
             for row in ratios.itertuples()
         ]
     return lines
-
-
-def collapsed_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
-    """(method, category) pairs with a seed whose output did not depend on its input (adbench.sensitivity)."""
-    rows = results[results["metric"] == INPUT_SENSITIVITY]
-    return {(row.method, row.category) for row in rows.itertuples() if is_collapsed(float(row.value))}
 
 
 def _pixel_resolution(run: StoredRun) -> str:
@@ -486,7 +379,7 @@ def _exists_error(out: Path, target: Path) -> AdbenchError:
     stem = out.with_suffix("").name
     return AdbenchError(
         f"{target}: already exists and is never overwritten (a report writes {out.name}, its figures "
-        f"{stem}-*.png and {stem}-comparisons.csv); choose another --out"
+        f"{stem}-*.png, {stem}-comparisons.csv and {stem}-tables.tex/.csv); choose another --out"
     )
 
 
@@ -564,6 +457,23 @@ def _write_report(
         section, written = comparison_section(results, comparison_metric, out)
         sections += ["", *section]
 
+    titles = {
+        metric: title
+        for metric, title in (QUALITY_TABLES | PIXEL_TABLES | TIMING_TABLES).items()
+        if metric in present
+    }
+    stem = out.with_suffix("").name
+    for suffix, text in (
+        ("tex", tables_latex(results, titles, kinds)),
+        ("csv", tables_csv(results, titles, kinds)),
+    ):
+        path = out.parent / f"{stem}-tables.{suffix}"
+        path.write_text(text)
+        written.append(path)
+    sections += [
+        "",
+        f"The tables are also in `{stem}-tables.tex` (LaTeX, booktabs) and `{stem}-tables.csv` (numbers).",
+    ]
     figures = _figures(runs, results, kinds, out, scores)
     if figures:
         sections += ["", "## Figures", ""]
@@ -639,17 +549,11 @@ def defect_type_table(scores: pd.DataFrame, methods: list[str], collapsed: set[t
                 rows = seed_rows[(seed_rows["label"] == 0) | (seed_rows["defect"] == defect)]
                 if rows["label"].nunique() == 2:  # a test set without defect-free images has no AUROC
                     per_seed.append(image_auroc(rows["label"].to_numpy(), rows["score"].to_numpy()))
-            text = _format(float(np.mean(per_seed)), "image_auroc") if per_seed else "—"
+            text = format_value(float(np.mean(per_seed)), "image_auroc") if per_seed else "—"
             collapsed_here = (method, str(scores["category"].iloc[0])) in collapsed
             cells.append(f"{text} {COLLAPSE_MARK}" if collapsed_here else text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def method_order(results: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
-    """The report's order of methods: single-pass, then iterative, each in order of first appearance."""
-    methods = list(dict.fromkeys(results["method"]))
-    return sorted(methods, key=lambda m: GROUP_ORDER.index(kinds[m]) if kinds.get(m) in GROUP_ORDER else 2)
 
 
 def _loss_labels(methods: set[str]) -> dict[str, dict[str, str]]:
