@@ -67,7 +67,8 @@ class LogLines(Progress):
             f"{task.description}: {int(task.completed):,}/{int(task.total):,}"
             + (f" {status}" if status else "")
         )
-        self._next_report[task_id] = due + max(1, int(task.total) // _REPORTS_PER_STAGE)
+        step = max(1, int(task.total) // _REPORTS_PER_STAGE)
+        self._next_report[task_id] = (int(task.completed) // step + 1) * step  # one line per jump
 
     def remove_task(self, task_id: TaskID) -> None:
         task = self._task(task_id)

@@ -15,6 +15,7 @@ such cells out unless asked.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +66,14 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """The 1-minute load average; NaN where the OS has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
 
 
 def _waited_for_core() -> float | None:
@@ -119,12 +128,15 @@ class MachineLoad:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **{
-                key: round(value, 4) if isinstance(value, float) else value
-                for key, value in asdict(self).items()
-            },
+            **{key: _rounded(value) for key, value in asdict(self).items()},
             "contended": self.contention,
         }
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)  # JSON has no NaN
+    return value
 
 
 @contextmanager
@@ -150,13 +162,13 @@ def timed(device: torch.device, work: Callable[[], Result]) -> tuple[Result, flo
 def measured(device: torch.device, work: Callable[[], Result]) -> tuple[Result, MachineLoad]:
     """`timed`, at the current thread count pinned, with the machine's load during the work."""
     threads = torch.get_num_threads()
-    load_before, waited_before, cpu_before = os.getloadavg()[0], _waited_for_core(), time.process_time()
+    load_before, waited_before, cpu_before = _load_average(), _waited_for_core(), time.process_time()
     with pinned_threads(threads):
         result, wall = timed(device, work)
     cpu, waited_after = time.process_time() - cpu_before, _waited_for_core()
     waited = None if waited_before is None or waited_after is None else waited_after - waited_before
     load = MachineLoad(
-        wall, cpu, waited, threads, load_before, os.getloadavg()[0], available_cores(), device.type
+        wall, cpu, waited, threads, load_before, _load_average(), available_cores(), device.type
     )
     return result, load
 

@@ -30,7 +30,7 @@ def tables_csv(results: pd.DataFrame, titles: dict[str, str], kinds: dict[str, s
         low, high = (None, None) if table.intervals is None else table.intervals[:2]
         for method in table.methods:
             for column in table.columns:
-                bounds = [nan_if_absent(bound, method, column) for bound in (low, high)]
+                bounds = [_bound(bound, method, column) for bound in (low, high)]
                 rows.append(
                     (title, metric, method, table.groups[method], column, table.mean.at[method, column],
                      table.std.at[method, column], *bounds, (method, column) in table.best)
@@ -38,7 +38,7 @@ def tables_csv(results: pd.DataFrame, titles: dict[str, str], kinds: dict[str, s
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).to_csv(index=False)
 
 
-def nan_if_absent(frame: pd.DataFrame | None, method: str, column: str) -> float:
+def _bound(frame: pd.DataFrame | None, method: str, column: str) -> float:
     if frame is None or column not in frame.columns:
         return math.nan
     return float(frame.at[method, column])
