@@ -31,14 +31,12 @@ from adbench.bootstrap import LEVEL, stratified_counts
 from adbench.metrics.pixel import PRO_LIMITS, Regions
 
 PIXEL_RESAMPLES = 200
-MAX_PIXELS = 300_000_000  # about 290 test maps of 1024²: some seconds of binning
 _STREAM = 0x91C5E1  # the resampling's own stream of the cell's seed
 _THRESHOLD_SAMPLE = 2_000_000  # pixels of each kind from which the bin edges are estimated
 
 
 def _thresholds(scores: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Ascending bin edges, the lowest the smallest score, so every pixel is at or above one."""
-
     if scores.size <= 2 * _THRESHOLD_SAMPLE:
         normal, defect = scores[~truth], scores[truth]
     else:  # without a copy of every pixel
@@ -63,13 +61,14 @@ class _Histograms:
         for image in range(images):
             index = np.searchsorted(edges, scores[image].ravel(), side="right") - 1
             inside = truth[image].ravel()
-            self.defect[image] = np.bincount(index[inside], minlength=bins)
+            defect_index = index[inside]
+            self.defect[image] = np.bincount(defect_index, minlength=bins)
             self.normal[image] = np.bincount(index[~inside], minlength=bins)
-            ids = regions.region_of_defect_pixel[start : start + len(index[inside])]
+            ids = regions.region_of_defect_pixel[start : start + len(defect_index)]
             start += len(ids)
             if len(ids):
                 first, last = int(ids.min()), int(ids.max()) + 1
-                local = (ids - first) * bins + index[inside]
+                local = (ids - first) * bins + defect_index
                 self.region[first:last] = np.bincount(local, minlength=(last - first) * bins).reshape(
                     -1, bins
                 )
@@ -89,6 +88,13 @@ def _area_up_to(fpr: np.ndarray, y: np.ndarray, limit: float) -> np.ndarray:
     width = np.clip(end - x0, 0, None)
     slope = np.divide(y1 - y0, x1 - x0, out=np.zeros_like(y0), where=x1 > x0)
     return np.sum(width * (y0 + (y0 + slope * width)) / 2, axis=1)
+
+
+def _iou_counts(scores: np.ndarray, truth: np.ndarray, threshold: float) -> np.ndarray:
+    """Per image, its pixels at or above `threshold` that are defects, at or above it, and defects (N, 3)."""
+    above = scores >= np.float32(threshold)
+    per_image = [(above & truth).sum(axis=(1, 2)), above.sum(axis=(1, 2)), truth.sum(axis=(1, 2))]
+    return np.stack(per_image, axis=1).astype(np.float64)
 
 
 def _binned_metrics(
@@ -139,12 +145,7 @@ def pixel_intervals(
     scores, truth = np.asarray(maps, dtype=np.float32), np.asarray(masks) != 0
     rng = np.random.default_rng([seed, _STREAM])
     histograms = _Histograms(scores, truth, regions, _thresholds(scores, truth, rng))
-    iou_counts = None
-    if iou_threshold is not None:
-        above = scores >= np.float32(iou_threshold)
-        iou_counts = np.stack(
-            [(above & truth).sum(axis=(1, 2)), above.sum(axis=(1, 2)), truth.sum(axis=(1, 2))], axis=1
-        ).astype(np.float64)
+    iou_counts = None if iou_threshold is None else _iou_counts(scores, truth, iou_threshold)
     normal_counts, anomalous_counts = stratified_counts(labels, resamples, rng)
     counts = np.zeros((resamples, len(labels)))
     counts[:, labels == 0], counts[:, labels == 1] = normal_counts, anomalous_counts

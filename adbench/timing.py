@@ -109,9 +109,9 @@ class MachineLoad:
         """Why the measurement cannot be trusted, in words; None on a quiet machine.
 
         Where Linux says how long the threads waited for a core (a quarter of their CPU time, 20 ms at
-        least), that decides: the load average lags by
-        about a minute (it still reads high a minute after a busy process ended, and low in the first
-        seconds of a new one). Elsewhere: load above the cores, or CPU time below half of wall × threads.
+        least), that decides: the load average lags by about a minute (it still reads high a minute
+        after a busy process ended, and low in the first seconds of a new one). Elsewhere: load above
+        the cores, or CPU time below half of wall × threads.
         """
         cpu = max(self.cpu_seconds, 1e-9)
         if self.waited_seconds is not None:

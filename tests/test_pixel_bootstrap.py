@@ -41,10 +41,7 @@ def test_every_resample_equals_the_exact_metrics_of_the_resampled_images_up_to_t
     truth = masks != 0
     edges = pixel_bootstrap._thresholds(maps, truth, np.random.default_rng(1))
     histograms = pixel_bootstrap._Histograms(maps, truth, label_regions(masks), edges)
-    above = maps >= np.float32(THRESHOLD)
-    iou_counts = np.stack([(above & truth).sum((1, 2)), above.sum((1, 2)), truth.sum((1, 2))], 1).astype(
-        float
-    )
+    iou_counts = pixel_bootstrap._iou_counts(maps, truth, THRESHOLD)
     normal_counts, anomalous_counts = stratified_counts(labels, 4, np.random.default_rng(5))
     counts = np.zeros((4, len(labels)))
     counts[:, labels == 0], counts[:, labels == 1] = normal_counts, anomalous_counts

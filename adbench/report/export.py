@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from adbench.report.statistics import TableData, table_data
+from adbench.report.statistics import TableData
 from adbench.sensitivity import COLLAPSE_WARNING
 
 CSV_COLUMNS = ("table", "metric", "method", "inference", "column", "mean", "std", "ci_low", "ci_high", "best")
@@ -22,11 +22,11 @@ _LATEX_SPECIAL = {c: f"\\{c}" for c in "&%$#_{}"} | {
 }
 
 
-def tables_csv(results: pd.DataFrame, titles: dict[str, str], kinds: dict[str, str]) -> str:
+def tables_csv(tables: dict[str, TableData], titles: dict[str, str]) -> str:
     """One row per table, method and column; ci_low/ci_high the interval shown below the table."""
     rows = []
     for metric, title in titles.items():
-        table = table_data(results, metric, kinds)
+        table = tables[metric]
         low, high = (None, None) if table.intervals is None else table.intervals[:2]
         for method in table.methods:
             for column in table.columns:
@@ -48,10 +48,8 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(character, character) for character in text)
 
 
-def tables_latex(results: pd.DataFrame, titles: dict[str, str], kinds: dict[str, str]) -> str:
-    return "\n".join(
-        _latex_table(table_data(results, metric, kinds), title) for metric, title in titles.items()
-    )
+def tables_latex(tables: dict[str, TableData], titles: dict[str, str]) -> str:
+    return "\n".join(_latex_table(tables[metric], title) for metric, title in titles.items())
 
 
 def _latex_table(table: TableData, title: str) -> str:

@@ -26,12 +26,7 @@ from adbench.metrics.image import image_auroc
 from adbench.report import comparisons, plots
 from adbench.report.export import tables_csv, tables_latex
 from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
-from adbench.report.statistics import (
-    collapsed_cells,
-    format_value,
-    method_order,
-    table_data,
-)
+from adbench.report.statistics import TableData, collapsed_cells, format_value, method_order, table_data
 from adbench.report.tables import MEAN_COLUMNS, category_order
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
@@ -113,8 +108,11 @@ def inference_kinds(runs: list[StoredRun]) -> dict[str, str]:
 def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> str:
     """Rows: methods grouped single-pass / iterative, then "(paper)" rows; a column's best value in bold
     where it is clearly ahead (`clearly_best`); one precision per column; the intervals below."""
-    table = table_data(results, metric, kinds)
-    columns = table.columns
+    return _render_table(table_data(results, metric, kinds))
+
+
+def _render_table(table: TableData) -> str:
+    metric, columns = table.metric, table.columns
     lines = [
         "| method | inference | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
         "|---|---|" + "---:|" * len(columns),
@@ -145,18 +143,13 @@ def markdown_table(results: pd.DataFrame, metric: str, kinds: dict[str, str]) ->
         )
         lines += ["", note]
     if table.intervals is not None:
-        lines += ["", *_interval_table(*table.intervals, table.methods, table.decimals, table.collapsed)]
+        lines += ["", *_interval_table(table)]
     return "\n".join(lines)
 
 
-def _interval_table(
-    low: pd.DataFrame,
-    high: pd.DataFrame,
-    how: str,
-    methods: list[str],
-    decimals: dict[str, int],
-    collapsed: set[tuple[str, str]],
-) -> list[str]:
+def _interval_table(table: TableData) -> list[str]:
+    assert table.intervals is not None
+    low, high, how = table.intervals
     columns = [column for column in low.columns if low[column].notna().any()]
     lines = [
         f"*{how}:*",
@@ -164,28 +157,28 @@ def _interval_table(
         "| method | " + " | ".join(c.replace("_mean", " mean") for c in columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
-    for method in methods:
+    for method in table.methods:
         cells = []
         for column in columns:
-            bounds = low.at[method, column], high.at[method, column]
-            text = (
-                "—"
-                if math.isnan(bounds[0])
-                else f"[{bounds[0]:,.{decimals[column]}f}, {bounds[1]:,.{decimals[column]}f}]"
-            )
-            cells.append(text + (f" {COLLAPSE_MARK}" if (method, column) in collapsed else ""))
+            bounds, decimals = (low.at[method, column], high.at[method, column]), table.decimals[column]
+            text = "—" if math.isnan(bounds[0]) else f"[{bounds[0]:,.{decimals}f}, {bounds[1]:,.{decimals}f}]"
+            cells.append(text + (f" {COLLAPSE_MARK}" if (method, column) in table.collapsed else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _timing_section(
-    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], contended_timings: bool
+    runs: list[StoredRun],
+    results: pd.DataFrame,
+    kinds: dict[str, str],
+    tables: dict[str, TableData],
+    contended_timings: bool,
 ) -> list[str]:
     """The timing tables, the cells timed on a contended machine, and the iterative/single-pass ratios
     (without those cells unless `contended_timings`)."""
     lines = ["## Timing"]
-    for metric in [metric for metric in TIMING_TABLES if metric in set(results["metric"])]:
-        lines += ["", f"### {TIMING_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
+    for metric in [metric for metric in TIMING_TABLES if metric in tables]:
+        lines += ["", f"### {TIMING_TABLES[metric]}", "", _render_table(tables[metric])]
     contended = contended_cells([run.manifest for run in runs])
     if contended:
         counted = "counted in" if contended_timings else "left out of"
@@ -409,6 +402,12 @@ def _write_report(
     """The figures and then the markdown file, all in `out`'s folder; returns their paths (report last)."""
     present = set(results["metric"])
     categories = category_order(results)
+    titles = {
+        metric: title
+        for metric, title in (QUALITY_TABLES | PIXEL_TABLES | TIMING_TABLES).items()
+        if metric in present
+    }
+    tables = {metric: table_data(results, metric, kinds) for metric in titles}
 
     sections = [
         f"# adbench report: {', '.join(run.path.name for run in runs)}",
@@ -429,14 +428,14 @@ def _write_report(
         ]
     for metric, title in QUALITY_TABLES.items():
         if metric in present:
-            sections += ["", f"## {title}", "", markdown_table(results, metric, kinds)]
+            sections += ["", f"## {title}", "", _render_table(tables[metric])]
     pixel = [metric for metric in PIXEL_TABLES if metric in present]
     if pixel:
         sections += ["", "## Pixel level (methods with anomaly maps)", "", pixel_resolution_note(runs)]
         for metric in pixel:
-            sections += ["", f"### {PIXEL_TABLES[metric]}", "", markdown_table(results, metric, kinds)]
+            sections += ["", f"### {PIXEL_TABLES[metric]}", "", _render_table(tables[metric])]
     if any(metric in present for metric in TIMING_TABLES):
-        sections += ["", *_timing_section(runs, results, kinds, contended_timings)]
+        sections += ["", *_timing_section(runs, results, kinds, tables, contended_timings)]
 
     scores = _cell_files(runs, "scores.csv", {"label", "score", "defect"})
     if not scores.empty:
@@ -457,16 +456,8 @@ def _write_report(
         section, written = comparison_section(results, comparison_metric, out)
         sections += ["", *section]
 
-    titles = {
-        metric: title
-        for metric, title in (QUALITY_TABLES | PIXEL_TABLES | TIMING_TABLES).items()
-        if metric in present
-    }
     stem = out.with_suffix("").name
-    for suffix, text in (
-        ("tex", tables_latex(results, titles, kinds)),
-        ("csv", tables_csv(results, titles, kinds)),
-    ):
+    for suffix, text in (("tex", tables_latex(tables, titles)), ("csv", tables_csv(tables, titles))):
         path = out.parent / f"{stem}-tables.{suffix}"
         path.write_text(text)
         written.append(path)
