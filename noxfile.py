@@ -1,10 +1,16 @@
-"""Sessions: tests, lint, gate, bench, smoke. `nox -s lint tests gate` is what CI runs (.ci/run).
+"""Sessions: tests, lint, gate, bench, smoke, slow. `nox -s lint tests gate` is what CI runs (.ci/run).
 
-PyTorch is installed first as the CPU build 2.13.0 (`pip install torch==2.13.0`), so that the package's
-torch range is already satisfied and pip never pulls a multi-GB CUDA build.
+Every session but lint runs in one shared environment, .nox/shared-torch: torch is about 1.6 GB, and a
+virtualenv of its own per session installed it once per session (3.3 GB for tests and gate alone). It is
+made with the Python that runs nox and reinstalled only when pyproject.toml changes; adbench is installed
+editable, so code changes need no reinstall. PyTorch is installed as the CPU build 2.13.0
+(`pip install torch==2.13.0`) together with the package, so that the package's torch range is already
+satisfied and pip never pulls a multi-GB CUDA build.
 """
 
+import hashlib
 import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -25,16 +31,33 @@ SAME_KERNELS = {
 }
 
 
-def _install(session: nox.Session, extras: str = "") -> None:
-    session.install(TORCH)
-    session.install("-e", f".{extras}")
+SHARED_ENV = Path(".nox/shared-torch")
+_INSTALLED = SHARED_ENV / "adbench-installed.txt"  # what was installed, to skip an unchanged reinstall
 
 
-@nox.session
+def _shared_env(session: nox.Session) -> Path:
+    """The bin folder of the shared environment, made and (re)installed where needed."""
+    scripts = SHARED_ENV / "bin"
+    if not (scripts / "python").exists():
+        session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
+    pyproject = hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()
+    wanted = f"{TORCH} -e .[test], pyproject.toml {pyproject}"
+    if not _INSTALLED.exists() or _INSTALLED.read_text() != wanted:
+        _INSTALLED.unlink(missing_ok=True)  # an interrupted install is redone next time
+        session.run(str(scripts / "python"), "-m", "pip", "install", TORCH, "-e", ".[test]", external=True)
+        _INSTALLED.write_text(wanted)
+    return scripts
+
+
+def _run_shared(session: nox.Session, program: str, *args: str, env: dict[str, str] | None = None) -> None:
+    session.run(str(_shared_env(session) / program), *args, env=env, external=True)
+
+
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """The correctness suite (benchmarks excluded)."""
-    _install(session, "[test]")
-    session.run(
+    _run_shared(
+        session,
         "pytest",
         "tests",
         "--ignore=tests/benchmarks",
@@ -46,11 +69,10 @@ def tests(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def slow(session: nox.Session) -> None:
     """Checks that train at the default budget (about 90 minutes on 2 CPU cores); not part of CI."""
-    _install(session, "[test]")
-    session.run("pytest", "tests", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs)
+    _run_shared(session, "pytest", "tests", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
@@ -60,20 +82,24 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """pytest-benchmark comparisons, each a ratio within one run."""
-    _install(session, "[test]")
-    session.run(
-        "pytest", "tests/benchmarks", "--benchmark-only", "--benchmark-group-by=group", *session.posargs
+    _run_shared(
+        session,
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-group-by=group",
+        *session.posargs,
     )
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def smoke(session: nox.Session) -> None:
     """The main job at the smoke budget on the built-in synthetic data."""
-    _install(session)
-    session.run(
+    _run_shared(
+        session,
         "adbench",
         "run",
         "--methods",
@@ -87,20 +113,21 @@ def smoke(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def gate(session: nox.Session) -> None:
     """Every method's smoke grid on the synthetic data, against the committed baseline (exit 1 on a drop).
 
     `nox -s gate -- --update` rewrites the baseline from this run instead.
     """
-    _install(session)
     out = Path(session.create_tmp())
     shutil.rmtree(out / "gate", ignore_errors=True)  # nox keeps its tmp folder between invocations
-    session.run(
+    _run_shared(
+        session,
         "adbench",
         "run",
         *("--methods", GATE_METHODS, "--all-categories", "--budget", "smoke", "--repeats", "1"),
         *("--out", str(out), "--name", "gate"),
         env=SAME_KERNELS,
     )
-    session.run("adbench", "compare", str(out / "gate"), "--baseline", GATE_BASELINE, *session.posargs)
+    compare = ("compare", str(out / "gate"), "--baseline", GATE_BASELINE)
+    _run_shared(session, "adbench", *compare, *session.posargs)
