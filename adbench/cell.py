@@ -7,6 +7,7 @@ the caller records the returned `CellOutcome` (results rows, manifest entry, the
     <run>/cells/<method>/<category>/seed<k>/
         checkpoint.safetensors   losses.csv   scores.csv   pimo.csv   samples.npz
         maps/<category>/test/<defect>/<image name>.tiff   (with --save-maps)
+        anomaly_images/<category>/test_private{,_mixed}/<stem>.tiff   (MVTec AD 2, with --save-maps)
 
 Pixel metrics are computed at the ground-truth masks' size by default: each test and validation map is
 upsampled bilinearly (float32) to it and scored against the original masks and their regions, so every
@@ -41,7 +42,7 @@ from adbench.detector import CategorySpec, Detector, InputSpec, Scores, Training
 from adbench.devices import device_name, precision, resolve_device, seed_everything
 from adbench.errors import AdbenchError
 from adbench.evaluation import image_metrics, map_metrics, upsample_maps
-from adbench.external_maps import write_maps
+from adbench.external_maps import write_maps, write_submission
 from adbench.metrics.pixel import AUPIMO_FPR_RANGE
 from adbench.metrics.threshold import ThresholdResult
 from adbench.registry import load_method
@@ -59,6 +60,8 @@ from adbench.timing import LATENCY_MEDIAN, Latency, MachineLoad, measure_latency
 CHECKPOINT = "checkpoint.safetensors"
 PIMO_FILE = "pimo.csv"  # per anomalous test image: its AUPIMO
 MAPS_FOLDER = "maps"  # --save-maps: MAPS/<category>/test/<defect>/<image name>.tiff
+# --save-maps on MVTec AD 2: its private test sets' maps, laid out for the evaluation server
+SUBMISSION_FOLDER = "anomaly_images"
 # Images per `score` call, the evaluation batch size: the paper's batch of 32, small enough for the
 # progress bar to move.
 SCORE_CHUNK = 32
@@ -322,13 +325,20 @@ def _evaluate(
         # The threshold and its minimum area apply to test maps at this size, so validation maps are
         # brought to it too.
         validation_maps = upsample_maps(validation.anomaly_maps, native.size)
-        masks, regions = native.masks, native.regions
+        masks, regions, defects = native.masks, native.regions, native.defects
     else:
         maps, validation_maps = scores.anomaly_maps, validation.anomaly_maps
-        masks, regions = tensors.test_masks.numpy(), tensors.regions
+        masks, regions, defects = tensors.test_masks.numpy(), tensors.regions, tensors.defects
     with_intervals = maps.size <= config.pixel_ci_max_pixels
     evaluation = map_metrics(
-        tensors.test_labels, maps, masks, regions, validation_maps, task.seed if with_intervals else None
+        tensors.test_labels,
+        maps,
+        masks,
+        regions,
+        validation_maps,
+        task.seed if with_intervals else None,
+        defects,
+        tensors.test_defects,
     )
     del validation_maps
     pixel_size = (int(maps.shape[1]), int(maps.shape[2]))
@@ -337,6 +347,10 @@ def _evaluate(
     write_text_atomic(cell_dir / PIMO_FILE, pimo.to_csv(index=False))
     if native is not None and config.save_maps:
         write_maps(cell_dir / MAPS_FOLDER, task.files, upsample_maps(maps, native.size))
+    if tensors.unlabeled is not None and config.save_maps:
+        unlabeled = _score_in_chunks(detector, tensors.unlabeled, progress, f"{label} unlabeled")
+        assert unlabeled.anomaly_maps is not None
+        write_submission(cell_dir / SUBMISSION_FOLDER, task.files, unlabeled.anomaly_maps)
     notes = () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
     if not with_intervals:
         notes += (

@@ -61,7 +61,9 @@ def _options(
 
 
 data_app = typer.Typer(
-    help="Datasets: generate the built-in synthetic data.", no_args_is_help=True, rich_markup_mode=None
+    help="Datasets: what a folder holds; generate the built-in synthetic data.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(data_app, name="data")
 
@@ -149,8 +151,19 @@ CategoriesOption = Annotated[
 AllCategoriesOption = Annotated[bool, typer.Option("--all-categories", help="Every category of the data.")]
 DataOption = Annotated[
     Path | None,
-    typer.Option(metavar="DIR", help="MVTec AD-style root. [default: the built-in synthetic dataset]"),
+    typer.Option(
+        metavar="DIR",
+        help="A dataset's root folder as its publisher distributes it (MVTec AD, MPDD, MVTec AD 2, MVTec "
+        "LOCO, VisA, BTAD). [default: the built-in synthetic dataset]",
+    ),
 ]
+# The names of adbench.data.formats.FORMAT_NAMES, written out: importing it here would import torch
+# for every --help (a test keeps the two lists equal).
+FORMAT_HELP = (
+    "The dataset's format: mvtec_ad, mpdd, mvtec_ad2, mvtec_loco, visa or btad. "
+    "[default: detected from the folder's contents]"
+)
+FormatOption = Annotated[str | None, typer.Option("--format", metavar="NAME", help=FORMAT_HELP)]
 SeedsOption = Annotated[
     str | None, typer.Option(metavar="SEEDS", help="Comma-separated training seeds. [default: 0]")
 ]
@@ -223,6 +236,7 @@ def run(
     categories: CategoriesOption = None,
     all_categories: AllCategoriesOption = False,
     data: DataOption = None,
+    data_format: FormatOption = None,
     seeds: SeedsOption = None,
     budget: BudgetOption = None,
     out: OutOption = None,
@@ -316,7 +330,19 @@ def run(
     if (as_json or estimate) and not dry_run:
         raise AdbenchError("--json and --estimate belong to --dry-run")
     flags = _grid_flags(
-        methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
+        methods,
+        categories,
+        all_categories,
+        data,
+        data_format,
+        seeds,
+        budget,
+        out,
+        name,
+        device,
+        amp,
+        kinds,
+        repeats,
     )
     flags |= {
         "executor": executor,
@@ -378,6 +404,7 @@ def _grid_flags(
     categories: str | None,
     all_categories: bool,
     data: Path | None,
+    data_format: str | None,
     seeds: str | None,
     budget: str | None,
     out: Path | None,
@@ -393,6 +420,7 @@ def _grid_flags(
         "categories": _split(categories),
         "all_categories": all_categories or None,
         "data": data,
+        "format": data_format,
         "seeds": None if seeds is None else _parse_seeds(seeds),
         "budget": budget,
         "out": out,
@@ -495,6 +523,7 @@ def time_methods(
     categories: CategoriesOption = None,
     all_categories: AllCategoriesOption = False,
     data: DataOption = None,
+    data_format: FormatOption = None,
     seeds: SeedsOption = None,
     budget: BudgetOption = None,
     repeats: RepeatsOption = None,
@@ -515,7 +544,19 @@ def time_methods(
 ) -> None:
     """Time fitting and inference (latency, throughput) per method and category; no quality metrics."""
     flags = _grid_flags(
-        methods, categories, all_categories, data, seeds, budget, out, name, device, amp, kinds, repeats
+        methods,
+        categories,
+        all_categories,
+        data,
+        data_format,
+        seeds,
+        budget,
+        out,
+        name,
+        device,
+        amp,
+        kinds,
+        repeats,
     )
     flags["params"] = _parse_sets(set_params)
     outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
@@ -612,7 +653,7 @@ def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS)
 @app.command()
 def evaluate(
     dataset: Annotated[
-        Path, typer.Option(metavar="DIR", help="MVTec AD-style root holding the ground truth.")
+        Path, typer.Option(metavar="DIR", help="The dataset's root folder, holding the ground truth.")
     ],
     anomaly_maps: Annotated[
         Path,
@@ -631,6 +672,7 @@ def evaluate(
             help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object.",
         ),
     ] = None,
+    data_format: FormatOption = None,
 ) -> None:
     """Score anomaly maps made by any tool with adbench's metric code; print the table with the means."""
     from adbench.atomic import write_atomic
@@ -645,6 +687,7 @@ def evaluate(
             _split(categories),
             dict(_parse_kinds(kinds)),
             on_category=lambda name: status.update(f"evaluating {name}"),
+            data_format=data_format,
         )
     write_atomic(out, lambda tmp: metrics[["category", "metric", "value"]].to_csv(tmp, index=False))
     _print_tables(metrics.assign(method=anomaly_maps.name or str(anomaly_maps)), EVALUATE_METRICS)
@@ -779,6 +822,55 @@ def list_methods() -> None:
             table.add_row(method_name, Text("unavailable", style="red"), str(error))
             continue
         table.add_row(method_name, method.inference_kind, f"{method.__module__}.{method.__qualname__}")
+    out_console.print(table)
+
+
+@data_app.command("info")
+def data_info(
+    root: Annotated[Path, typer.Argument(metavar="ROOT", help="The dataset's root folder.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per category, one per line.")
+    ] = False,
+    data_format: FormatOption = None,
+    categories: CategoriesOption = None,
+    kinds: KindsOption = None,
+) -> None:
+    """The dataset's format and, per category, its kind, channels, image sizes and images per split;
+    every file is checked as `adbench run` checks it."""
+    import json
+
+    from adbench.data.info import dataset_info
+
+    with err_console.status("checking the dataset") as status:
+        checked = 0
+
+        def on_file() -> None:
+            nonlocal checked
+            checked += 1
+            if checked % 100 == 0:
+                status.update(f"checking the dataset: {checked:,} files")
+
+        title, infos, total = dataset_info(
+            root, _split(categories), dict(_parse_kinds(kinds)), data_format, on_file
+        )
+    if as_json:
+        for info in infos:
+            sys.stdout.write(json.dumps(info.to_json()) + "\n")
+        return
+    table = Table(
+        "category", "kind", "channels", "image sizes", "train", "validation", "test normal",
+        "test anomalous", "defect types", "unlabeled", title=f"{title} at {root} ({total:,} files checked)",
+    )  # fmt: skip
+    for info in infos:
+        table.add_row(
+            info.category,
+            info.kind,
+            str(info.channels),
+            ", ".join(info.sizes),
+            *(str(value) for value in (info.train, info.validation, info.test_normal, info.test_anomalous)),
+            str(info.defect_types),
+            str(info.unlabeled),
+        )
     out_console.print(table)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adbench.data.formats import FORMAT_NAMES
 from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError, did_you_mean, unknown_name_message
@@ -41,7 +42,8 @@ ParamValue = bool | int | float | str
 class RunConfig:
     methods: tuple[str, ...]  # entry-point names, in report order
     categories: tuple[str, ...] | None  # None = every category of the dataset
-    data: Path | None = None  # MVTec AD-style root; None = the built-in synthetic dataset
+    data: Path | None = None  # a dataset's root folder; None = the built-in synthetic dataset
+    data_format: str | None = None  # one of FORMAT_NAMES; None = detected from the folder's contents
     seeds: tuple[int, ...] = (0,)
     budget: BudgetName = "default"
     out: Path = Path("runs")  # parent folder of run folders
@@ -109,6 +111,8 @@ class RunConfig:
         out_of_range = [seed for seed in self.seeds if not 0 <= seed < 2**32]
         if out_of_range:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
+        if self.data_format is not None and self.data_format not in FORMAT_NAMES:
+            raise AdbenchError(unknown_name_message("format", self.data_format, list(FORMAT_NAMES)))
         if self.budget not in BUDGETS:
             raise AdbenchError(unknown_name_message("budget", self.budget, list(BUDGETS)))
         if self.pixel_ci_max_pixels < 0:
@@ -151,6 +155,7 @@ class RunConfig:
             "methods": list(self.methods),
             "categories": None if self.categories is None else list(self.categories),
             "data": None if self.data is None else str(self.data),
+            "format": self.data_format,
             "seeds": list(self.seeds),
             "budget": self.budget,
             "out": str(self.out),
@@ -274,7 +279,12 @@ def _stored_dataset(manifest: Mapping[str, Any]) -> str | None:
 
 
 # Grid-file keys whose RunConfig field has another name.
-_FIELD_NAMES = {"name": "run_name", "repeats": "timing_repeats", "params": "method_params"}
+_FIELD_NAMES = {
+    "format": "data_format",
+    "name": "run_name",
+    "repeats": "timing_repeats",
+    "params": "method_params",
+}
 
 
 def _is_list_of(kind: type) -> Any:
@@ -303,6 +313,7 @@ OPTION_KEYS: dict[str, tuple[Any, str]] = {
     "categories": (_is_list_of(str), 'a list of category names, e.g. ["sand", "pin"]'),
     "all_categories": (lambda value: isinstance(value, bool), "true or false"),
     "data": (lambda value: isinstance(value, str), "a folder path"),
+    "format": (lambda value: value in FORMAT_NAMES, f"one of {', '.join(FORMAT_NAMES)}"),
     "seeds": (lambda value: isinstance(value, list) and all(map(_is_int, value)), "a list of integers"),
     "budget": (lambda value: isinstance(value, str), f"one of {', '.join(BUDGETS)}"),
     "out": (lambda value: isinstance(value, str), "a folder path"),

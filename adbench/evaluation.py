@@ -7,6 +7,7 @@ masks' own, to which a run upsamples its maps (`upsample_maps`), as the MVTec AD
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 
 from adbench.metrics.image import average_precision, image_auroc, max_balanced_accuracy, max_f1
 from adbench.metrics.pixel import Regions, aupimo_per_image, pixel_iou, pixel_metrics
+from adbench.metrics.spro import Defects, spro_metrics
 from adbench.metrics.threshold import (
     ThresholdResult,
     default_min_defect_area,
@@ -51,11 +53,16 @@ def map_metrics(
     regions: Regions,
     validation_maps: np.ndarray | None = None,
     interval_seed: int | None = None,
+    defects: Defects | None = None,
+    defect_types: Sequence[str] = (),
 ) -> MapEvaluation:
     """Pixel metrics, and the threshold protocol when defect-free validation maps are given; with
-    `interval_seed`, also the pixel metrics' bootstrap intervals (adbench.pixel_bootstrap)."""
+    `interval_seed`, also the pixel metrics' bootstrap intervals (adbench.pixel_bootstrap); with the
+    single `defects` of MVTec LOCO and the images' `defect_types`, AU-sPRO per type (no interval)."""
     aupimo = aupimo_per_image(maps, masks, labels)  # first: its copy is freed before the big sort
     metrics = pixel_metrics(maps, masks, regions)
+    if defects is not None:
+        metrics |= spro_metrics(maps, masks, defects, defect_types, labels)
     defined = aupimo[np.isfinite(aupimo)]
     metrics["pixel_aupimo"] = float(defined.mean()) if len(defined) else float("nan")
     if validation_maps is None:

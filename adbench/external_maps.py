@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
 from PIL import Image
 
 from adbench.atomic import staging_folder
 from adbench.data.cache import DECODE_ERRORS, NativeMasks, load_native_masks
-from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
+from adbench.data.formats import read_dataset
+from adbench.data.layout import CategoryFiles
 from adbench.errors import AdbenchError
-from adbench.evaluation import image_metrics, map_metrics
+from adbench.evaluation import image_metrics, map_metrics, upsample_maps
 
 MAP_SUFFIXES = (".tiff", ".tif", ".npy")
 
@@ -98,6 +100,25 @@ def write_maps(maps_root: Path, files: CategoryFiles, maps: np.ndarray) -> None:
         raise
 
 
+def write_submission(submission_root: Path, files: CategoryFiles, maps: np.ndarray) -> None:
+    """The unlabeled test images' maps as MVTec AD 2's evaluation server takes them, under
+    `submission_root` (which must not exist): <category>/<split>/<image stem>.tiff, float16, one channel,
+    each at its image's size (`maps` are upsampled bilinearly to it)."""
+    staging = staging_folder(submission_root)
+    try:
+        for image, anomaly_map in zip(files.unlabeled, maps, strict=True):
+            with Image.open(image) as opened:
+                width, height = opened.size
+            path = _map_stem(staging, files, image).with_suffix(".tiff")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            full = upsample_maps(np.asarray(anomaly_map, dtype=np.float32)[None], (height, width))[0]
+            tifffile.imwrite(path, full.astype(np.float16))
+        staging.rename(submission_root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def _map_path(maps_root: Path, files: CategoryFiles, image: Path) -> Path:
     stem = _map_stem(maps_root, files, image)
     found = [stem.with_suffix(s) for s in MAP_SUFFIXES]
@@ -133,23 +154,22 @@ def evaluate_maps(
     categories: Sequence[str] | None,
     kinds: dict[str, str],
     on_category: Callable[[str], None] | None = None,
+    data_format: str | None = None,
 ) -> pd.DataFrame:
     """Metrics per category: a frame with columns category, category_kind, metric, value."""
     if not maps_root.is_dir():
         raise AdbenchError(f"{maps_root}: anomaly-map folder not found")
-    names = resolve_categories(dataset, categories)
-    resolved_kinds = read_kinds(dataset, names, kinds)
-    names = order_categories(names, resolved_kinds)
-    # Check every category's layout before the slow part, so a typo fails at once.
-    all_files = {name: read_category(dataset, name, resolved_kinds[name]) for name in names}
     rows = []
-    for name, files in all_files.items():
+    for name, files in read_dataset(dataset, categories, kinds, data_format).files.items():
         if on_category:
             on_category(name)
         truth = load_native_masks(files)
         maps = load_maps(maps_root, files, truth)
         metrics = image_metrics(truth.labels, maps.reshape(len(maps), -1).max(axis=1).astype(np.float64))
-        pixel = map_metrics(truth.labels, maps, truth.masks, truth.regions).metrics
+        types = [item.defect for item in files.test]
+        pixel = map_metrics(
+            truth.labels, maps, truth.masks, truth.regions, defects=truth.defects, defect_types=types
+        ).metrics
         del maps
         for metric, value in (metrics | pixel).items():
             rows.append({"category": name, "category_kind": files.kind, "metric": metric, "value": value})

@@ -48,7 +48,8 @@ from adbench.cell import (
 from adbench.config import RunConfig, checked_params
 from adbench.dask_executor import require_dask, run_on_dask
 from adbench.data.cache import cache_root, describe, load_category, load_native_masks
-from adbench.data.layout import CategoryFiles, order_categories, read_category, read_kinds, resolve_categories
+from adbench.data.formats import DatasetFormat, read_dataset
+from adbench.data.layout import CategoryFiles
 from adbench.data.synth import default_dataset
 from adbench.detector import CategorySpec, Detector, InputSpec
 from adbench.devices import parse_device, resolve_device
@@ -123,6 +124,7 @@ class ResolvedGrid:
     """What a config names, found and checked: the data's root, the method classes, each category's files."""
 
     root: Path
+    format: DatasetFormat
     methods: dict[str, type[Detector]]
     files: dict[str, CategoryFiles]  # in grid order (textures first)
 
@@ -134,15 +136,14 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     if not dry_run or config.data is None:
         make_folder(cache_root())  # an unusable cache must stop the run before its folder exists
     root = config.data if config.data is not None else default_dataset(cache_root())
-    names = resolve_categories(root, config.categories)
-    kinds = read_kinds(root, names, dict(config.kinds))
+    dataset = read_dataset(root, config.categories, dict(config.kinds), config.data_format)
     methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
-    files = {name: read_category(root, name, kinds[name]) for name in order_categories(names, kinds)}
+    files = dataset.files
     for name, overrides in config.method_params.items():  # names and types, before any training
         for category_files in files.values():
             category = describe(category_files, remember=not dry_run)
             checked_params(name, methods[name].default_params(category, config.budget), overrides)
-    return ResolvedGrid(root, methods, files)
+    return ResolvedGrid(root, dataset.format, methods, files)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class _Grid:
             require_dask()
         self.device = _grid_device(config)
         grid = resolve_grid(config)
-        self.root, self.methods, self.files = grid.root, grid.methods, grid.files
+        self.root, self.format, self.methods, self.files = grid.root, grid.format, grid.methods, grid.files
         self.started = datetime.now(UTC)
         self.resume = resume
         self.finished: set[tuple[str, str, int]] = set()
@@ -208,6 +209,7 @@ class _Grid:
             "started_at": self.started.isoformat(),
             "config": self.config.to_manifest(),
             "dataset": str(self.root.resolve()),
+            "dataset_format": self.format.name,
             "device": self.device,
             "environment": environment(),
             "cells": [],

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from adbench.data.cache import CategoryTensors, describe, load_category
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import Detector, TrainingBudget
 from adbench.metrics.image import image_auroc
 from adbench.timing import TIMING_METRICS

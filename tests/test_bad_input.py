@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from adbench.data.cache import describe, load_category
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.results import MANIFEST, RESULTS_CSV, RESULTS_PARQUET, read_results, results_frame, write_results

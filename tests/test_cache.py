@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from adbench.data.cache import describe, load_category
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import InputSpec
 
 SMALL = InputSpec(32, 3)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from adbench.data.cache import CategoryTensors, describe, load_category
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, TrainingBudget
 from adbench.metrics.image import image_auroc
 from adbench_methods.cbigan import networks

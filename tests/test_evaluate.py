@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.errors import AdbenchError
 from adbench.external_maps import evaluate_maps
 from tests.test_cli import adbench
@@ -19,7 +19,7 @@ def _truth(root, name):
     for item in files.test:
         size = Image.open(item.path).size
         mask = (
-            np.zeros(size[::-1], np.uint8) if item.mask is None else (np.asarray(Image.open(item.mask)) > 0)
+            np.zeros(size[::-1], np.uint8) if not item.masks else (np.asarray(Image.open(item.masks[0])) > 0)
         )
         masks.append(mask.astype(np.uint8))
     return files, np.stack(masks)

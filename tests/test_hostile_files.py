@@ -22,8 +22,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from adbench.data import mvtec
 from adbench.data.cache import describe, load_category, load_native_masks
-from adbench.data.layout import read_category, read_kinds
+from adbench.data.formats.mvtec_ad import read_category
+from adbench.data.layout import read_kinds
 from adbench.detector import BUDGETS, CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.external_maps import evaluate_maps
@@ -329,14 +331,14 @@ def test_a_run_without_quality_metrics_writes_no_baseline(tmp_path):
 def test_kinds_that_is_not_a_table_is_one_line(dataset_copy, text):
     (dataset_copy / "categories.toml").write_text(text)
     with pytest.raises(AdbenchError, match="is not a table") as raised:
-        read_kinds(dataset_copy, ["pin"], {})
+        read_kinds(dataset_copy, ["pin"], {}, mvtec.KINDS)
     assert str(raised.value).startswith(f"{dataset_copy / 'categories.toml'}: kinds = ")
 
 
 def test_categories_file_that_is_not_utf_8_is_one_line(dataset_copy):
     (dataset_copy / "categories.toml").write_bytes(b'[kinds]\npin = "obj\xe9ct"\n')
     with pytest.raises(AdbenchError, match="not UTF-8") as raised:
-        read_kinds(dataset_copy, ["pin"], {})
+        read_kinds(dataset_copy, ["pin"], {}, mvtec.KINDS)
     assert str(raised.value).startswith(str(dataset_copy / "categories.toml"))
 
 

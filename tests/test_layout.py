@@ -4,8 +4,11 @@ import shutil
 
 import pytest
 
+from adbench.data import mvtec
 from adbench.data.cache import describe, load_category
-from adbench.data.layout import read_category, read_kinds, resolve_categories
+from adbench.data.formats import detect_format, read_dataset
+from adbench.data.formats.mvtec_ad import read_category
+from adbench.data.layout import read_kinds
 from adbench.detector import InputSpec
 from adbench.errors import AdbenchError
 
@@ -70,25 +73,28 @@ def test_unknown_category_lists_valid_ones(tiny_root):
     with pytest.raises(
         AdbenchError, match=r"unknown category 'washr'.*Did you mean 'washer'.*Valid: pin, sand"
     ):
-        resolve_categories(tiny_root, ["washr"])
+        read_dataset(tiny_root, ["washr"], {})
 
 
 def test_undeclared_kind_says_how_to_declare(dataset_copy):
     (dataset_copy / "categories.toml").unlink()
     with pytest.raises(AdbenchError, match=r'weave: its kind is not declared; add `weave = "texture"`'):
-        read_kinds(dataset_copy, ["weave"], {})
-    assert read_kinds(dataset_copy, ["weave"], {"weave": "texture"}) == {"weave": "texture"}
+        read_kinds(dataset_copy, ["weave"], {}, mvtec.KINDS)
+    assert read_kinds(dataset_copy, ["weave"], {"weave": "texture"}, mvtec.KINDS) == {"weave": "texture"}
 
 
 def test_mvtec_names_need_no_declaration(tmp_path):
-    assert read_kinds(tmp_path, ["carpet", "screw"], {}) == {"carpet": "texture", "screw": "object"}
+    assert read_kinds(tmp_path, ["carpet", "screw"], {}, mvtec.KINDS) == {
+        "carpet": "texture",
+        "screw": "object",
+    }
 
 
 def test_empty_category_list(tiny_root):
     with pytest.raises(AdbenchError, match="no categories given; valid: pin, sand, washer, weave"):
-        resolve_categories(tiny_root, [])
+        read_dataset(tiny_root, [], {})
 
 
 def test_missing_dataset_folder(tmp_path):
     with pytest.raises(AdbenchError, match="dataset folder not found"):
-        resolve_categories(tmp_path / "nowhere", None)
+        detect_format(tmp_path / "nowhere")

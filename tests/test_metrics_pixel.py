@@ -194,13 +194,13 @@ def test_aupro_is_the_same_when_processed_in_small_chunks(data):
 )
 def test_the_partial_sort_equals_the_tail_of_the_full_sort(values, fpr):
     full = np.sort(values)
-    assert np.array_equal(pixel._sorted_tail(values.copy(), fpr), full[pixel._tail_start(full, fpr) :])
+    assert np.array_equal(pixel.sorted_tail(values.copy(), fpr), full[pixel._tail_start(full, fpr) :])
 
 
 def test_partial_sort_of_continuous_scores_keeps_the_crossing_and_its_ties():
     values = np.arange(1000, dtype=np.float32)
     values[890:905] = 900.0  # ties around the 0.1 quantile of the top
-    tail = pixel._sorted_tail(np.random.default_rng(0).permutation(values), 0.1)
+    tail = pixel.sorted_tail(np.random.default_rng(0).permutation(values), 0.1)
     # FPR(>= 900) = 110 / 1000 is the first above 0.1: the tail starts at the whole run of 900s.
     assert tail[0] == 900.0 and len(tail) == 110 and np.all(np.diff(tail) >= 0)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from adbench import cell, runner
 from adbench.config import RunConfig
 from adbench.data.cache import load_native_masks
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import BudgetName, CategorySpec, Scores
 from adbench.evaluation import upsample_maps
 from adbench.external_maps import read_map

@@ -1,7 +1,9 @@
 import numpy as np
 from PIL import Image
 
-from adbench.data.layout import read_category, read_kinds
+from adbench.data import mvtec
+from adbench.data.formats.mvtec_ad import read_category
+from adbench.data.layout import read_kinds
 from adbench.data.synth import CATEGORIES, generate
 from tests.conftest import TINY
 
@@ -24,7 +26,7 @@ def test_another_seed_gives_other_images(tiny_root, tmp_path):
 
 def test_layout_kinds_channels_and_masks(tiny_root):
     names = [category.name for category in CATEGORIES]
-    kinds = read_kinds(tiny_root, names, {})
+    kinds = read_kinds(tiny_root, names, {}, mvtec.KINDS)
     assert sorted(kinds.values()).count("texture") >= 2 and sorted(kinds.values()).count("object") >= 2
     modes = set()
     for name in names:
@@ -34,7 +36,7 @@ def test_layout_kinds_channels_and_masks(tiny_root):
         assert len(defects) >= 2
         for item in files.test:
             if item.is_anomalous:
-                mask = np.asarray(Image.open(item.mask))
+                mask = np.asarray(Image.open(item.masks[0]))
                 assert mask.shape == (TINY.image_size, TINY.image_size)
-                assert set(np.unique(mask)) == {0, 255}, f"{item.mask} must mark some defect pixels"
+                assert set(np.unique(mask)) == {0, 255}, f"{item.masks[0]} must mark some defect pixels"
     assert modes == {"L", "RGB"}

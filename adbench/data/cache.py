@@ -25,14 +25,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from adbench.atomic import staging_folder, write_text_atomic
-from adbench.data.layout import CategoryFiles
+from adbench.data.layout import CategoryFiles, DefectsConfig, TestImage
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.metrics.pixel import Regions, label_regions
+from adbench.metrics.spro import Defects, saturation_area
 
 # Bump when the stored arrays' meaning changes (resampling filter, layout, what a mask pixel means), so
 # stale entries are ignored.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _GRAY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"}
 # Upscaling an image of less than this share of the input side invents nearly all of its pixels.
 _SMALLEST_SHARE_OF_INPUT = 1 / 8
@@ -61,6 +62,9 @@ class CategoryTensors:
     test_names: tuple[str, ...]  # paths relative to the dataset root
     regions: Regions  # 8-connected components of test_masks, labelled once when the entry is built
     upscaled: tuple[str, ...] = ()  # images (relative paths) smaller than the input side, enlarged to it
+    defects: Defects | None = None  # MVTec LOCO's single defects, for sPRO; None for other formats
+    unlabeled: torch.Tensor | None = None  # MVTec AD 2's private test images; None where there are none
+    unlabeled_names: tuple[str, ...] = ()
 
     def on(self, device: torch.device) -> CategoryTensors:
         """The images on `device`, moved once per cell; masks stay on the CPU, where the metrics run."""
@@ -69,6 +73,7 @@ class CategoryTensors:
             train=self.train.to(device),
             validation=self.validation.to(device),
             test=self.test.to(device),
+            unlabeled=None if self.unlabeled is None else self.unlabeled.to(device),
         )
 
     @staticmethod
@@ -80,7 +85,7 @@ class CategoryTensors:
 def fingerprint(files: CategoryFiles) -> str:
     """Hash of every file's relative path, size and mtime, in split order (so the split is part of it)."""
     digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
-    for path in files.all_paths():
+    for path in files.fingerprinted_paths():
         stat = path.stat()
         digest.update(f"{path.relative_to(files.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
@@ -96,7 +101,7 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
     if entry.is_file():
         channels = json.loads(entry.read_text())["channels"]
     else:
-        images = [*files.train, *files.validation, *(item.path for item in files.test)]
+        images = [*files.train, *files.validation, *(item.path for item in files.test), *files.unlabeled]
         modes = {path: _header(path)[0] for path in images}
         gray = {path: mode in _GRAY_MODES for path, mode in modes.items()}
         channels = 1 if 2 * sum(gray[path] for path in files.train) >= len(files.train) else 3
@@ -127,6 +132,8 @@ def load_category(
         tensors = {name: torch.from_numpy(arrays[name]) for name in ("train", "validation", "test", "masks")}
         labels = arrays["labels"]
         regions = _regions_from(arrays)
+        defects = _defects_from(arrays, files)
+        unlabeled = torch.from_numpy(arrays["unlabeled"]) if files.unlabeled else None
     return CategoryTensors(
         category=category,
         input_spec=spec,
@@ -139,6 +146,9 @@ def load_category(
         test_names=tuple(index["names"]),
         regions=regions,
         upscaled=tuple(index["upscaled"]),
+        defects=defects,
+        unlabeled=unlabeled,
+        unlabeled_names=tuple(str(path.relative_to(files.root)) for path in files.unlabeled),
     )
 
 
@@ -150,6 +160,7 @@ class NativeMasks:
     regions: Regions
     labels: np.ndarray  # (N,) int, 1 = anomalous
     names: tuple[str, ...]  # test image paths relative to the dataset root
+    defects: Defects | None = None  # MVTec LOCO's single defects, for sPRO
 
     @property
     def size(self) -> tuple[int, int]:
@@ -171,14 +182,18 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
                 "category (`adbench run --pixel-resolution input` scores at the detector's input size)"
             )
         width, height = sizes[files.test[0].path]
-        masks = np.zeros((len(files.test), height, width), dtype=np.uint8)
-        for i, item in enumerate(files.test):
-            if item.mask is not None:
-                masks[i] = _decode_mask(item.mask, item.path, (width, height), None)
-        _store(entry, {"masks": masks, **_region_arrays(masks), **_labels(files)}, _index(files))
+        masks, defects = _decode_masks(files, {item.path: (width, height) for item in files.test}, None)
+        arrays = {"masks": masks, **_region_arrays(masks), **_labels(files), **defects}
+        _store(entry, arrays, _index(files))
     index = json.loads((entry / "index.json").read_text())
     with np.load(entry / "arrays.npz") as arrays:
-        return NativeMasks(arrays["masks"], _regions_from(arrays), arrays["labels"], tuple(index["names"]))
+        return NativeMasks(
+            arrays["masks"],
+            _regions_from(arrays),
+            arrays["labels"],
+            tuple(index["names"]),
+            _defects_from(arrays, files),
+        )
 
 
 def _region_arrays(masks: np.ndarray) -> dict[str, np.ndarray]:
@@ -189,6 +204,14 @@ def _region_arrays(masks: np.ndarray) -> dict[str, np.ndarray]:
 def _regions_from(arrays: Mapping[str, np.ndarray]) -> Regions:
     sizes = arrays["region_sizes"]
     return Regions(len(sizes), arrays["region_of_defect_pixel"], sizes)
+
+
+def _defects_from(arrays: Mapping[str, np.ndarray], files: CategoryFiles) -> Defects | None:
+    if files.defects_config is None:
+        return None
+    return Defects(
+        arrays["defect_image"], arrays["defect_pixels"], arrays["defect_offsets"], arrays["defect_saturation"]
+    )
 
 
 def _labels(files: CategoryFiles) -> dict[str, np.ndarray]:
@@ -236,19 +259,16 @@ def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callabl
         return out
 
     test = images([item.path for item in files.test])
-    masks = np.zeros((len(files.test), spec.image_size, spec.image_size), dtype=np.uint8)
-    for i, item in enumerate(files.test):
-        if item.mask is not None:
-            masks[i] = _decode_mask(item.mask, item.path, original_sizes[item.path], spec.image_size)
-            if on_image:
-                on_image()
+    masks, defects = _decode_masks(files, original_sizes, spec.image_size, on_image)
     arrays = {
         "train": images(files.train),
         "validation": images(files.validation),
         "test": test,
         "masks": masks,
+        "unlabeled": images(files.unlabeled),
         **_region_arrays(masks),
         **_labels(files),
+        **defects,
     }
     _store(entry, arrays, _index(files) | {"upscaled": _upscaled(files, original_sizes, spec)})
 
@@ -271,12 +291,12 @@ def _open(path: Path) -> Image.Image:
     try:
         image = Image.open(path)
     except DECODE_ERRORS as error:
-        raise _unreadable(path, error) from None
+        raise unreadable_image(path, error) from None
     try:
         image.load()  # reads the pixels and closes the file (a single-frame image)
     except DECODE_ERRORS as error:
         image.close()
-        raise _unreadable(path, error) from None
+        raise unreadable_image(path, error) from None
     return image
 
 
@@ -286,11 +306,20 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
         with Image.open(path) as image:
             return image.mode, image.size
     except DECODE_ERRORS as error:
-        raise _unreadable(path, error) from None
+        raise unreadable_image(path, error) from None
 
 
-def _unreadable(path: Path, error: BaseException) -> AdbenchError:
+def unreadable_image(path: Path, error: BaseException) -> AdbenchError:
     return AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it")
+
+
+def mask_size_error(
+    mask_path: Path, mask_size: tuple[int, int], image_path: Path, image_size: tuple[int, int]
+) -> AdbenchError:
+    return AdbenchError(
+        f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but its image {image_path.name} is "
+        f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
+    )
 
 
 def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
@@ -325,17 +354,77 @@ def _defect_pixels(mask: Image.Image) -> np.ndarray:
     return rgba[..., :3].any(axis=2) & (rgba[..., 3] != 0)
 
 
+def _decode_masks(
+    files: CategoryFiles,
+    image_sizes: Mapping[Path, tuple[int, int]],
+    size: int | None,
+    on_image: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every test image's mask, the union of its mask files, at size × size (nearest) or, when size is
+    None, at the images' own size; and, for a format with a defects config, each file as one defect."""
+    first = image_sizes[files.test[0].path]
+    height, width = (size, size) if size is not None else (first[1], first[0])
+    masks = np.zeros((len(files.test), height, width), dtype=np.uint8)
+    defect_image, defect_pixels, saturation = [], [], []
+    for i, item in enumerate(files.test):
+        for mask_path in item.masks:
+            binary, value = _decode_mask(mask_path, item.path, image_sizes[item.path], size)
+            masks[i] |= binary
+            if files.defects_config is not None:
+                defect_image.append(i)
+                defect_pixels.append(np.flatnonzero(binary))
+                saturation.append(_saturation(files.defects_config, mask_path, item, value, binary, size))
+            if on_image:
+                on_image()
+    if files.defects_config is None:
+        return masks, {}
+    lengths = [len(pixels) for pixels in defect_pixels]
+    return masks, {
+        "defect_image": np.array(defect_image, dtype=np.int64),
+        "defect_pixels": np.concatenate(defect_pixels) if defect_pixels else np.zeros(0, np.int64),
+        "defect_offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
+        "defect_saturation": np.array(saturation, dtype=np.float64),
+    }
+
+
+def _saturation(
+    config: DefectsConfig, mask_path: Path, item: TestImage, value: int, binary: np.ndarray, size: int | None
+) -> float:
+    """The defect's saturation area in pixels at the size its mask was decoded to."""
+    known = config.by_pixel_value.get(value)
+    if known is None:
+        listed = ", ".join(str(v) for v in sorted(config.by_pixel_value))
+        raise AdbenchError(
+            f"{mask_path}: its defect pixels are {value}, which {config.path.name} does not list "
+            f"(it lists {listed}); add the defect to {config.path}"
+        )
+    area = int(np.count_nonzero(binary))
+    if area == 0 and size is None:
+        raise AdbenchError(f"{mask_path}: marks no pixel of {item.path.name}; remove the empty mask file")
+    # A defect too small to survive resizing to the input size stays counted: it cannot be found there.
+    scale = 1.0 if size is None else binary.size / _pixels_of(item.path)
+    return saturation_area(area, known.threshold, known.relative, scale)
+
+
+def _pixels_of(path: Path) -> int:
+    width, height = _header(path)[1]
+    return width * height
+
+
 def _decode_mask(
     mask_path: Path, image_path: Path, image_size: tuple[int, int], size: int | None
-) -> np.ndarray:
-    """Binary mask, resized (nearest) to size × size, or at its own resolution when size is None."""
+) -> tuple[np.ndarray, int]:
+    """Binary mask, resized (nearest) to size × size, or at its own resolution when size is None; and
+    the value most of its defect pixels hold (MVTec LOCO's defect id)."""
     mask = _open(mask_path)
     if mask.size != image_size:
-        raise AdbenchError(
-            f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image {image_path.name} is "
-            f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
-        )
-    binary = Image.fromarray(_defect_pixels(mask).astype(np.uint8))
+        raise mask_size_error(mask_path, mask.size, image_path, image_size)
+    defect = _defect_pixels(mask)
+    value = 0
+    if mask.mode in _GRAY_MODES and defect.any():
+        values, counts = np.unique(np.asarray(mask)[defect], return_counts=True)
+        value = int(values[np.argmax(counts)])
+    binary = Image.fromarray(defect.astype(np.uint8))
     if size is not None:
         binary = binary.resize((size, size), Image.Resampling.NEAREST)
-    return np.asarray(binary, dtype=np.uint8)
+    return np.asarray(binary, dtype=np.uint8), value

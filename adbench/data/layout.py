@@ -1,14 +1,10 @@
-"""Reading an MVTec AD-style folder: which files belong to which category, split and defect.
+"""What every dataset format yields: a category's files by split, and the harness's rules for them.
 
-Layout (real MVTec AD works unchanged):
-
-    ROOT/<category>/train/good/*.png
-    ROOT/<category>/test/<defect>/*.png                  ("good" = defect-free)
-    ROOT/<category>/ground_truth/<defect>/<stem>_mask.png
-
-Whether a category is a texture or an object is known by name for MVTec AD; other data declares it in
-`ROOT/categories.toml` (`[kinds]` table, `name = "texture"` or `"object"`) or on the command line.
-This module only looks at names and folders; decoding and checking pixels is the cache's job.
+A format (adbench/data/formats/) reads a publisher's folder into `CategoryFiles`: training, validation
+and test images, each test image with its label, defect type and mask files. This module holds those
+types and what is the same for every format: the held-out validation share, the categories' kinds
+(texture or object; the format knows its own by name, `ROOT/categories.toml` and --kinds override) and
+their order. It only looks at names and folders; decoding and checking pixels is the cache's job.
 """
 
 from __future__ import annotations
@@ -17,13 +13,12 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from adbench.data import mvtec
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError, unknown_name_message
 from adbench.files import read_text_file
@@ -31,8 +26,8 @@ from adbench.files import read_text_file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
 KINDS_FILE = "categories.toml"
-# Share of train/good held out for the threshold protocol (MVTec AD §4.3); fixed, not a run seed, so
-# every method and seed sees the same split.
+# Share of the training images held out for the threshold protocol (MVTec AD §4.3) where a format has
+# no validation split of its own; fixed, not a run seed, so every method and seed sees the same split.
 VALIDATION_FRACTION = 0.1
 VALIDATION_SPLIT_SEED = 20_191_016
 
@@ -40,12 +35,29 @@ VALIDATION_SPLIT_SEED = 20_191_016
 @dataclass(frozen=True)
 class TestImage:
     path: Path
-    defect: str  # folder name under test/, "good" for defect-free images
-    mask: Path | None  # None for defect-free images
+    defect: str  # the format's name for its defect type; GOOD for defect-free images
+    masks: tuple[Path, ...] = ()  # one file, or one per defect (MVTec LOCO); none for defect-free images
 
     @property
     def is_anomalous(self) -> bool:
         return self.defect != GOOD
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """How much of one defect a detector must mark for it to count as found (MVTec LOCO's sPRO)."""
+
+    defect_name: str
+    threshold: float
+    relative: bool  # threshold is a share of the defect's area; else a pixel count at the mask's size
+
+
+@dataclass(frozen=True)
+class DefectsConfig:
+    """MVTec LOCO's defects_config.json: each mask's pixel value names its defect and saturation."""
+
+    path: Path
+    by_pixel_value: Mapping[int, Saturation]
 
 
 @dataclass(frozen=True)
@@ -56,58 +68,69 @@ class CategoryFiles:
     kind: CategoryKind
     root: Path
     train: tuple[Path, ...]
-    validation: tuple[Path, ...]  # held-out defect-free images, disjoint from train
+    validation: tuple[Path, ...]  # defect-free images disjoint from train: the format's own, or held out
     test: tuple[TestImage, ...]
+    # Test images without labels (MVTec AD 2's private splits): scored for submission, never measured.
+    unlabeled: tuple[Path, ...] = ()
+    defects_config: DefectsConfig | None = field(default=None)
 
     def all_paths(self) -> list[Path]:
-        masks = [item.mask for item in self.test if item.mask is not None]
-        return [*self.train, *self.validation, *(item.path for item in self.test), *masks]
+        """Every file the category's tensors are decoded from, in split order."""
+        masks = [mask for item in self.test for mask in item.masks]
+        return [*self.train, *self.validation, *(item.path for item in self.test), *masks, *self.unlabeled]
+
+    def fingerprinted_paths(self) -> list[Path]:
+        """`all_paths` and the files that say what the masks mean."""
+        return self.all_paths() + ([self.defects_config.path] if self.defects_config else [])
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted by name; other files are not the dataset's images."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def list_categories(root: Path) -> list[str]:
-    """Category folders under `root`, sorted; MVTec AD's file entries (license.txt, ...) are skipped."""
-    if root.is_file():
-        raise AdbenchError(f"{root}: a file, not a folder; pass --data the dataset's root folder (unpacked)")
-    if not root.is_dir():
-        raise AdbenchError(f"{root}: dataset folder not found; pass --data with an MVTec AD-style root")
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        raise AdbenchError(
-            f"{root}: a category folder (it holds train/ and test/), not a dataset root; "
-            f"pass its parent {root.parent} as --data, with --categories {root.name}"
-        )
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise AdbenchError(f"{root}: no category folders; expected {root}/<category>/train/good/*.png")
-    return names
+def images_if_any(folder: Path) -> list[Path]:
+    """`images_in(folder)`, or none where a format's optional folder is absent."""
+    return images_in(folder) if folder.is_dir() else []
 
 
-def resolve_categories(root: Path, requested: Sequence[str] | None) -> list[str]:
+def find_mask(mask_dir: Path, image: Path, tail: str = "_mask") -> Path:
+    """`mask_dir/<image stem><tail>` in any image format (datasets mix .png and .bmp), or AdbenchError."""
+    for suffix in IMAGE_SUFFIXES:
+        candidate = mask_dir / f"{image.stem}{tail}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise AdbenchError(
+        f"{image}: defect image without its mask; expected {mask_dir / (image.stem + tail)}.png"
+    )
+
+
+def resolve_categories(available: Sequence[str], requested: Sequence[str] | None, root: Path) -> list[str]:
     """The requested categories (checked to exist, duplicates dropped), or all of them when None."""
-    available = list_categories(root)
     if requested is None:
-        return available
+        return list(available)
     if not requested:
         raise AdbenchError(f"no categories given; valid: {', '.join(available)}")
     for name in requested:
         if name not in available:
-            raise AdbenchError(unknown_name_message("category", name, available, where=str(root)))
+            raise AdbenchError(unknown_name_message("category", name, list(available), where=str(root)))
     return list(dict.fromkeys(requested))
 
 
 def read_kinds(
-    root: Path, categories: Sequence[str], overrides: Mapping[str, str]
+    root: Path,
+    categories: Sequence[str],
+    overrides: Mapping[str, str],
+    known: Mapping[str, CategoryKind],
 ) -> dict[str, CategoryKind]:
-    """Texture or object for each category: command-line overrides, then categories.toml, then MVTec names."""
+    """Texture or object for each category: command-line overrides, then categories.toml, then the
+    format's `known` kinds by name."""
     kinds_file = root / KINDS_FILE
     declared = _declared_kinds(kinds_file) if kinds_file.is_file() else {}
     declared |= dict(overrides)
     kinds: dict[str, CategoryKind] = {}
     for name in categories:
-        kind = declared.get(name, mvtec.KINDS.get(name))
+        kind = declared.get(name, known.get(name))
         if kind not in ("texture", "object"):
             source = f"{kinds_file} says {kind!r}" if kind else "its kind is not declared"
             key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)  # a TOML key
@@ -136,49 +159,24 @@ def order_categories(names: Sequence[str], kinds: Mapping[str, CategoryKind]) ->
     return sorted(names, key=lambda name: (kinds[name] != "texture", name))
 
 
-def read_category(root: Path, name: str, kind: CategoryKind) -> CategoryFiles:
-    """List and cross-check one category's files; raise AdbenchError naming the first problem."""
-    folder = root / name
-    train_dir = folder / "train" / GOOD
-    if not train_dir.is_dir():
-        raise AdbenchError(f"{train_dir}: missing; every category needs defect-free training images there")
-    train_good = _images_in(train_dir)
-    if len(train_good) < 2:
-        raise AdbenchError(
-            f"{train_dir}: {len(train_good)} image(s); a category needs at least 2 defect-free "
-            "training images"
-        )
-    test_dir = folder / "test"
-    if not test_dir.is_dir():
-        raise AdbenchError(
-            f"{test_dir}: missing; put test images in {test_dir}/<defect>/ and {test_dir}/good/"
-        )
-    test: list[TestImage] = []
-    for defect_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
-        for image in _images_in(defect_dir):
-            mask = None
-            if defect_dir.name != GOOD:
-                mask = _find_mask(folder, defect_dir.name, image)
-            test.append(TestImage(image, defect_dir.name, mask))
+def check_test_labels(test_dir: Path, test: Sequence[TestImage]) -> None:
+    """Refuse a test set that the metrics cannot score: empty, or without both labels."""
     if not test:
         raise AdbenchError(f"{test_dir}: no test images; expected {test_dir}/<defect>/*.png")
     if not any(item.is_anomalous for item in test) or all(item.is_anomalous for item in test):
         raise AdbenchError(
-            f"{test_dir}: needs both defect-free (good/) and defective test images to compute the metrics"
+            f"{test_dir}: needs both defect-free and defective test images to compute the metrics"
         )
-    train, validation = split_validation(train_good)
-    return CategoryFiles(name, kind, root, tuple(train), tuple(validation), tuple(test))
 
 
-def _find_mask(folder: Path, defect: str, image: Path) -> Path:
-    mask_dir = folder / "ground_truth" / defect
-    for suffix in IMAGE_SUFFIXES:
-        candidate = mask_dir / f"{image.stem}_mask{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise AdbenchError(
-        f"{image}: defect image without its mask; expected {mask_dir / (image.stem + '_mask.png')}"
-    )
+def defect_free_images(folder: Path, least: int = 2) -> list[Path]:
+    """The images of a split of defect-free images (train/good, validation/good), at least `least`."""
+    if not folder.is_dir():
+        raise AdbenchError(f"{folder}: missing; every category needs defect-free images there")
+    images = images_in(folder)
+    if len(images) < least:
+        raise AdbenchError(f"{folder}: {len(images)} image(s); a category needs at least {least} there")
+    return images
 
 
 def split_validation(train_good: Sequence[Path]) -> tuple[list[Path], list[Path]]:

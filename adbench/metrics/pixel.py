@@ -22,7 +22,7 @@ metric (`pixel_metrics`); no loop over thresholds, no float64 copy of the maps:
 `aupimo_per_image` is per image (Bertoldo et al., BMVC 2024): for each anomalous image, the TPR of its
 own defect pixels against the FPR over the defect-free images only, integrated over log FPR from 1e-5 to
 1e-4 and divided by log(10). Only the defect-free images' top 1e-4 of scores matter, which a partial
-sort (`_sorted_tail`) finds without sorting the rest.
+sort (`sorted_tail`) finds without sorting the rest.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class _Pixels:
     defect_order: np.ndarray  # permutation that sorted the defect pixels (flattened order -> sorted)
 
 
-def _checked(maps: ArrayLike, masks: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def checked_maps(maps: ArrayLike, masks: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(maps, dtype=np.float32)
     truth = np.asarray(masks) != 0
     if scores.shape != truth.shape or scores.ndim != 3:
@@ -87,7 +87,7 @@ def _checked(maps: ArrayLike, masks: ArrayLike) -> tuple[np.ndarray, np.ndarray]
 
 
 def _split_pixels(maps: ArrayLike, masks: ArrayLike) -> _Pixels:
-    scores, truth = _checked(maps, masks)
+    scores, truth = checked_maps(maps, masks)
     if not truth.any() or truth.all():
         raise MetricError("pixel metrics need both defect and defect-free pixels in the masks")
     defect = scores[truth]
@@ -146,7 +146,7 @@ def _tail_start(ascending: np.ndarray, fpr: float) -> int:
     return int(np.searchsorted(ascending, ascending[last_inside], side="left"))
 
 
-def _sorted_tail(values: np.ndarray, fpr: float) -> np.ndarray:
+def sorted_tail(values: np.ndarray, fpr: float) -> np.ndarray:
     """`np.sort(values)[_tail_start(np.sort(values), fpr):]` without sorting the rest: a partition at
     the boundary value, a count of its ties below, and a sort of what lies above. Reorders `values`."""
     boundary_index = max(0, len(values) - math.floor(fpr * len(values)) - 1)
@@ -160,7 +160,7 @@ def _sorted_tail(values: np.ndarray, fpr: float) -> np.ndarray:
 _AUPRO_CHUNK = 1 << 20
 
 
-def _aupro(
+def pro_areas(
     tail: np.ndarray, total: int, defect: np.ndarray, weights: np.ndarray, limits: tuple[float, ...]
 ) -> dict[float, float]:
     """Normalised PRO areas for each FPR limit. `tail`: the highest of `total` defect-free scores,
@@ -239,8 +239,8 @@ def pixel_aupro(
         raise MetricError(f"max_fpr must be in (0, 1], got {max_fpr}")
     pixels = _split_pixels(maps, masks)
     weights = _pro_weights(pixels, regions or label_regions(np.asarray(masks)))
-    tail = _sorted_tail(pixels.normal, max_fpr)  # AU-PRO alone needs no full sort
-    return _aupro(tail, len(pixels.normal), pixels.defect, weights, (max_fpr,))[max_fpr]
+    tail = sorted_tail(pixels.normal, max_fpr)  # AU-PRO alone needs no full sort
+    return pro_areas(tail, len(pixels.normal), pixels.defect, weights, (max_fpr,))[max_fpr]
 
 
 def pixel_metrics(
@@ -254,7 +254,7 @@ def pixel_metrics(
     ranks = _ranks(normal, pixels.defect)
     positives = _positives(pixels.defect, ranks, len(normal))
     tail = normal[_tail_start(normal, max(limits)) :]
-    aupro = _aupro(tail, len(normal), pixels.defect, weights, limits)
+    aupro = pro_areas(tail, len(normal), pixels.defect, weights, limits)
     return {
         "pixel_auroc": _auroc(ranks, len(normal)),
         "pixel_ap": _average_precision(*positives),
@@ -278,7 +278,7 @@ def aupimo_per_image(
     low, high = fpr_range
     if not 0 < low < high <= 1:
         raise MetricError(f"the FPR range must satisfy 0 < low < high <= 1, got {fpr_range}")
-    scores, truth = _checked(maps, masks)
+    scores, truth = checked_maps(maps, masks)
     normal_images = np.asarray(labels) == 0
     if normal_images.shape != (len(scores),):
         raise MetricError(f"labels must be (N,) = ({len(scores)},), got {normal_images.shape}")
@@ -287,7 +287,7 @@ def aupimo_per_image(
         return result
     normal = scores[normal_images].ravel()
     total = len(normal)
-    tail = _sorted_tail(normal, high)
+    tail = sorted_tail(normal, high)
     del normal
     values, starts = _distinct(tail)
     values, fpr_ge = values[::-1], ((len(tail) - starts) / total)[::-1]  # from the top

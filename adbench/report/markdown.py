@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from adbench.atomic import staging_folder
+from adbench.data.formats import FORMATS
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
 from adbench.metrics import HIGHER_IS_BETTER
@@ -62,6 +63,15 @@ PIXEL_TABLES = {
     "pixel_aupro_0.01": "Pixel AU-PRO (FPR up to 0.01)",
     "pixel_aupimo": "Pixel AUPIMO (mean over anomalous images; FPR 1e-5 to 1e-4 on the defect-free images)",
     "pixel_iou": "Pixel IoU of the segmentation at the validation threshold",
+    **{
+        f"pixel_auspro_{limit}{part}": f"Pixel AU-sPRO (FPR up to {limit}, MVTec LOCO){title}"
+        for limit in ("0.05", "0.3")
+        for part, title in (
+            ("", ": mean of logical and structural anomalies"),
+            ("_logical", ": logical anomalies"),
+            ("_structural", ": structural anomalies"),
+        )
+    },
 }
 TIMING_TABLES = {
     LATENCY_MEDIAN: "Inference time per image, median (ms)",
@@ -237,12 +247,18 @@ def _provenance(run: StoredRun) -> str:
             f"- device {manifest.get('device')}, {environment.get('torch_threads')} torch threads, "
             f"{environment.get('platform')}",
             f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
-            f"data `{manifest.get('dataset')}`",
+            f"data `{manifest.get('dataset')}` ({_format_title(manifest)})",
             "- training as run:",
             *_training_lines(manifest),
             f"- pixel metrics at resolution `{_pixel_resolution(run)}`",
         ]
     )
+
+
+def _format_title(manifest: dict[str, Any]) -> str:
+    """The dataset's format as its publisher names it; runs made before formats were read as MVTec AD."""
+    name = manifest.get("dataset_format", "mvtec_ad")
+    return next((f"{f.title} layout" for f in FORMATS if f.name == name), f"format {name}")
 
 
 def _training_lines(manifest: dict[str, Any]) -> list[str]:

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from adbench.data import cache
-from adbench.data.layout import read_category
+from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import InputSpec
 
 SPEC = InputSpec(64, 3)

@@ -97,7 +97,7 @@ def defect_free_pixels(category):
 @pytest.mark.benchmark(group="aupro-sort")
 def test_partial_sort_of_the_defect_free_pixels_for_aupro_at_0_3(benchmark, defect_free_pixels):
     tail = benchmark.pedantic(
-        lambda: pixel._sorted_tail(defect_free_pixels.copy(), 0.3), rounds=3, iterations=1
+        lambda: pixel.sorted_tail(defect_free_pixels.copy(), 0.3), rounds=3, iterations=1
     )
     assert len(tail) >= 0.3 * len(defect_free_pixels)
 
@@ -110,4 +110,4 @@ def test_full_sort_of_the_defect_free_pixels(benchmark, defect_free_pixels):
         return values[pixel._tail_start(values, 0.3) :]
 
     tail = benchmark.pedantic(full_sort, rounds=3, iterations=1)
-    assert np.array_equal(tail, pixel._sorted_tail(defect_free_pixels.copy(), 0.3))
+    assert np.array_equal(tail, pixel.sorted_tail(defect_free_pixels.copy(), 0.3))

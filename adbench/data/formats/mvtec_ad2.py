@@ -1,0 +1,67 @@
+"""MVTec AD 2 (Heckler-Kram et al., 2025):
+
+    ROOT/<category>/train/good/*.png
+    ROOT/<category>/validation/good/*.png                     the validation split
+    ROOT/<category>/test_public/{good,bad}/*.png
+    ROOT/<category>/test_public/ground_truth/bad/<stem>_mask.png
+    ROOT/<category>/test_private/*.png, test_private_mixed/*.png   no labels
+
+The private test sets are scored for the publisher's evaluation server only: never in a metric, and with
+`--save-maps` written as its submission expects (adbench.external_maps.write_submission). The publisher
+gives no texture/object split; adbench calls the surfaces that fill the frame with no fixed layout
+(fabric, rice, sheet_metal) textures and the rest objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from adbench.data.formats.base import DatasetFormat, category_dirs
+from adbench.data.layout import (
+    GOOD,
+    CategoryFiles,
+    TestImage,
+    check_test_labels,
+    defect_free_images,
+    find_mask,
+    images_if_any,
+)
+from adbench.detector import CategoryKind
+from adbench.errors import AdbenchError
+
+TEXTURES = ("fabric", "rice", "sheet_metal")
+OBJECTS = ("can", "fruit_jelly", "vial", "wallplugs", "walnuts")
+AD2_KINDS: dict[str, CategoryKind] = {name: "texture" for name in TEXTURES} | {
+    name: "object" for name in OBJECTS
+}
+PUBLIC = "test_public"
+PRIVATE = ("test_private", "test_private_mixed")
+BAD = "bad"
+
+
+class MVTecAD2(DatasetFormat):
+    name = "mvtec_ad2"
+    title = "MVTec AD 2"
+    expects = (
+        "ROOT/<category>/train/good/, validation/good/, test_public/{good,bad}/, "
+        "test_public/ground_truth/bad/<stem>_mask.png"
+    )
+    kinds: ClassVar = AD2_KINDS
+
+    def recognises(self, root: Path) -> bool:
+        return any((folder / PUBLIC).is_dir() for folder in category_dirs(root))
+
+    def read_category(self, root: Path, name: str, kind: CategoryKind) -> CategoryFiles:
+        folder = root / name
+        train = defect_free_images(folder / "train" / GOOD)
+        validation = defect_free_images(folder / "validation" / GOOD, least=1)
+        public = folder / PUBLIC
+        if not public.is_dir():
+            raise AdbenchError(f"{public}: missing; expected {public}/good/ and {public}/bad/")
+        test = [TestImage(image, GOOD) for image in images_if_any(public / GOOD)]
+        for image in images_if_any(public / BAD):
+            test.append(TestImage(image, BAD, (find_mask(public / "ground_truth" / BAD, image),)))
+        check_test_labels(public, test)
+        unlabeled = [image for split in PRIVATE for image in images_if_any(folder / split)]
+        return CategoryFiles(name, kind, root, tuple(train), tuple(validation), tuple(test), tuple(unlabeled))
