@@ -64,7 +64,6 @@ class CategoryTensors:
     upscaled: tuple[str, ...] = ()  # images (relative paths) smaller than the input side, enlarged to it
     defects: Defects | None = None  # MVTec LOCO's single defects, for sPRO; None for other formats
     unlabeled: torch.Tensor | None = None  # MVTec AD 2's private test images; None where there are none
-    unlabeled_names: tuple[str, ...] = ()
 
     def on(self, device: torch.device) -> CategoryTensors:
         """The images on `device`, moved once per cell; masks stay on the CPU, where the metrics run."""
@@ -148,7 +147,6 @@ def load_category(
         upscaled=tuple(index["upscaled"]),
         defects=defects,
         unlabeled=unlabeled,
-        unlabeled_names=tuple(str(path.relative_to(files.root)) for path in files.unlabeled),
     )
 
 
