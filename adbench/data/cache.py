@@ -371,7 +371,10 @@ def _decode_masks(
             if files.defects_config is not None:
                 defect_image.append(i)
                 defect_pixels.append(np.flatnonzero(binary))
-                saturation.append(_saturation(files.defects_config, mask_path, item, value, binary, size))
+                native_pixels = image_sizes[item.path][0] * image_sizes[item.path][1]
+                saturation.append(
+                    _saturation(files.defects_config, mask_path, item, value, binary, size, native_pixels)
+                )
             if on_image:
                 on_image()
     if files.defects_config is None:
@@ -386,9 +389,16 @@ def _decode_masks(
 
 
 def _saturation(
-    config: DefectsConfig, mask_path: Path, item: TestImage, value: int, binary: np.ndarray, size: int | None
+    config: DefectsConfig,
+    mask_path: Path,
+    item: TestImage,
+    value: int,
+    binary: np.ndarray,
+    size: int | None,
+    native_pixels: int,
 ) -> float:
-    """The defect's saturation area in pixels at the size its mask was decoded to."""
+    """The defect's saturation area in pixels at the size its mask was decoded to (`native_pixels`: its
+    image's own pixel count, the scale of an absolute threshold)."""
     known = config.by_pixel_value.get(value)
     if known is None:
         listed = ", ".join(str(v) for v in sorted(config.by_pixel_value))
@@ -400,13 +410,8 @@ def _saturation(
     if area == 0 and size is None:
         raise AdbenchError(f"{mask_path}: marks no pixel of {item.path.name}; remove the empty mask file")
     # A defect too small to survive resizing to the input size stays counted: it cannot be found there.
-    scale = 1.0 if size is None else binary.size / _pixels_of(item.path)
+    scale = binary.size / native_pixels
     return saturation_area(area, known.threshold, known.relative, scale)
-
-
-def _pixels_of(path: Path) -> int:
-    width, height = _header(path)[1]
-    return width * height
 
 
 def _decode_mask(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,19 @@ def _declared_kinds(kinds_file: Path) -> dict[str, Any]:
 def order_categories(names: Sequence[str], kinds: Mapping[str, CategoryKind]) -> list[str]:
     """Textures first, then objects, as the paper tables are laid out; alphabetical within each."""
     return sorted(names, key=lambda name: (kinds[name] != "texture", name))
+
+
+def test_images_by_folder(
+    test_dir: Path, masks_of: Callable[[str, Path], tuple[Path, ...]]
+) -> list[TestImage]:
+    """The images of each folder under `test_dir`, named by it (GOOD = defect-free, without masks);
+    `masks_of(folder name, image)` finds a defective image's masks."""
+    test = []
+    for defect_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
+        for image in images_in(defect_dir):
+            masks = () if defect_dir.name == GOOD else masks_of(defect_dir.name, image)
+            test.append(TestImage(image, defect_dir.name, masks))
+    return test
 
 
 def check_test_labels(test_dir: Path, test: Sequence[TestImage]) -> None:

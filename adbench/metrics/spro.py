@@ -63,15 +63,22 @@ def aupro_saturated(
 ) -> dict[float, float]:
     """AU-sPRO at each FPR limit over the test images selected by the boolean `images` (all if None):
     their defects, and their pixels outside every defect as the negatives."""
-    scores, truth = checked_maps(maps, masks)
-    chosen = np.ones(len(scores), dtype=bool) if images is None else np.asarray(images, dtype=bool)
-    used = np.flatnonzero(chosen[defects.image])
-    if not len(used):
-        raise MetricError("sPRO needs at least one defect among the images scored")
     for limit in limits:
         if not 0 < limit <= 1:
             raise MetricError(f"FPR limits must be in (0, 1], got {limit}")
-    negatives = scores[chosen][~truth[chosen]]
+    scores, truth = checked_maps(maps, masks)
+    chosen = np.ones(len(scores), dtype=bool) if images is None else np.asarray(images, dtype=bool)
+    return _areas(scores, truth, defects, chosen, tuple(limits))
+
+
+def _areas(
+    scores: np.ndarray, truth: np.ndarray, defects: Defects, chosen: np.ndarray, limits: tuple[float, ...]
+) -> dict[float, float]:
+    """`aupro_saturated` on maps and masks already checked."""
+    used = np.flatnonzero(chosen[defects.image])
+    if not len(used):
+        raise MetricError("sPRO needs at least one defect among the images scored")
+    negatives = scores[chosen[:, None, None] & ~truth]  # one copy, of those pixels only
     if not len(negatives):
         raise MetricError("sPRO needs pixels outside every defect")
     flat = scores.reshape(len(scores), -1)
@@ -89,7 +96,7 @@ def aupro_saturated(
     order = np.argsort(defect_scores, kind="stable")
     total = len(negatives)
     tail = sorted_tail(negatives, max(limits))
-    return pro_areas(tail, total, defect_scores[order], defect_weights[order], tuple(limits))
+    return pro_areas(tail, total, defect_scores[order], defect_weights[order], limits)
 
 
 def spro_metrics(
@@ -98,12 +105,13 @@ def spro_metrics(
     """AU-sPRO at each of SPRO_LIMITS per anomaly type (the defect-free images and that type's, as MVTec
     LOCO scores logical and structural anomalies apart) and their mean, under results-table names:
     `pixel_auspro_<limit>_<type>` (a trailing "_anomalies" dropped) and `pixel_auspro_<limit>`."""
+    scores, truth = checked_maps(maps, masks)  # once for every type
     types = np.asarray(defect_types)
     normal = np.asarray(labels) == 0
     per_type: dict[str, dict[float, float]] = {}
     for anomaly_type in sorted(set(types[~normal].tolist())):
         short = anomaly_type.removesuffix("_anomalies")
-        per_type[short] = aupro_saturated(maps, masks, defects, normal | (types == anomaly_type))
+        per_type[short] = _areas(scores, truth, defects, normal | (types == anomaly_type), SPRO_LIMITS)
     metrics = {}
     for limit in SPRO_LIMITS:
         for short, areas in per_type.items():

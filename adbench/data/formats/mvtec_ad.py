@@ -20,12 +20,11 @@ from adbench.data.formats.mvtec_loco import is_loco_category
 from adbench.data.layout import (
     GOOD,
     CategoryFiles,
-    TestImage,
     check_test_labels,
     defect_free_images,
     find_mask,
-    images_in,
     split_validation,
+    test_images_by_folder,
 )
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError
@@ -83,15 +82,9 @@ def read_category(root: Path, name: str, kind: CategoryKind) -> CategoryFiles:
         raise AdbenchError(
             f"{test_dir}: missing; put test images in {test_dir}/<defect>/ and {test_dir}/good/"
         )
-    test: list[TestImage] = []
-    for defect_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
-        for image in images_in(defect_dir):
-            masks = (
-                ()
-                if defect_dir.name == GOOD
-                else (find_mask(folder / "ground_truth" / defect_dir.name, image),)
-            )
-            test.append(TestImage(image, defect_dir.name, masks))
+    test = test_images_by_folder(
+        test_dir, lambda defect, image: (find_mask(folder / "ground_truth" / defect, image),)
+    )
     check_test_labels(test_dir, test)
     train, validation = split_validation(train_good)
     return CategoryFiles(name, kind, root, tuple(train), tuple(validation), tuple(test))

@@ -25,10 +25,10 @@ from adbench.data.layout import (
     CategoryFiles,
     DefectsConfig,
     Saturation,
-    TestImage,
     check_test_labels,
     defect_free_images,
     images_in,
+    test_images_by_folder,
 )
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError
@@ -71,11 +71,7 @@ class MVTecLOCO(DatasetFormat):
         test_dir = folder / "test"
         if not test_dir.is_dir():
             raise AdbenchError(f"{test_dir}: missing; expected {test_dir}/good/ and {test_dir}/<type>/")
-        test: list[TestImage] = []
-        for type_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
-            for image in images_in(type_dir):
-                masks = () if type_dir.name == GOOD else _masks_of(folder, type_dir.name, image)
-                test.append(TestImage(image, type_dir.name, masks))
+        test = test_images_by_folder(test_dir, lambda kind, image: _masks_of(folder, kind, image))
         check_test_labels(test_dir, test)
         config = read_defects_config(folder / CONFIG_FILE)
         return CategoryFiles(
