@@ -192,9 +192,14 @@ def defect_free_images(folder: Path, least: int = 2) -> list[Path]:
     return images
 
 
+def validation_count(train_good: int) -> int:
+    """How many of `train_good` defect-free training images `split_validation` holds out."""
+    return max(1, round(VALIDATION_FRACTION * train_good))
+
+
 def split_validation(train_good: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """Hold out a fixed, seeded share of the defect-free training images (at least one)."""
-    count = max(1, round(VALIDATION_FRACTION * len(train_good)))
+    count = validation_count(len(train_good))
     order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(train_good))
     held_out = set(order[:count].tolist())
     train = [path for i, path in enumerate(train_good) if i not in held_out]
