@@ -44,7 +44,7 @@ class CellPlan:
     image_size: int
     patch_size: int | None  # None for a method without patches
     train_images: int
-    scored_images: int  # test and validation images, each scored once
+    scored_images: int  # test and validation images, each scored once (with --save-maps, also unlabeled)
     departures: tuple[str, ...]
     estimated_seconds: float | None = None
 
@@ -79,7 +79,7 @@ def plan_grid(config: RunConfig, estimate: bool = False) -> list[CellPlan]:
                         image_size=detector.input_spec.image_size,
                         patch_size=getattr(detector.params, "patch_size", None),
                         train_images=len(files.train),
-                        scored_images=len(files.test) + len(files.validation),
+                        scored_images=_scored_images(files, config),
                         departures=method.departures(category, config.budget),
                         estimated_seconds=seconds,
                     )
@@ -110,5 +110,10 @@ def _estimate(
     _, score_seconds = timed(device, lambda: detector.score(images))
     image_seconds = score_seconds / len(images)
     steps = planned.training_steps(budget, len(files.train))
-    scored = len(files.test) + len(files.validation)
-    return step_seconds / ESTIMATE_STEPS * steps + image_seconds * scored
+    return step_seconds / ESTIMATE_STEPS * steps + image_seconds * _scored_images(files, config)
+
+
+def _scored_images(files: CategoryFiles, config: RunConfig) -> int:
+    """Images a cell scores: test and validation, and MVTec AD 2's unlabeled ones when their maps are saved
+    for submission."""
+    return len(files.test) + len(files.validation) + (len(files.unlabeled) if config.save_maps else 0)

@@ -132,6 +132,20 @@ def test_ad2_uses_its_validation_split_and_keeps_private_images_unlabeled(built)
     assert tensors.unlabeled is not None and tensors.unlabeled.shape == (2 * PRIVATE_IMAGES, 3, 32, 32)
 
 
+def test_dry_run_counts_the_private_images_that_save_maps_scores(built):
+    def scored(*flags: str) -> int:
+        dry = adbench(
+            "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(built["mvtec_ad2"].root),
+            "--categories", "can", "--dry-run", "--json", *flags,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr
+        return json.loads(dry.stdout)["scored_images"]
+
+    files = read_dataset(built["mvtec_ad2"].root, ["can"], {}).files["can"]
+    assert scored() == len(files.test) + len(files.validation)
+    assert scored("--save-maps") == scored() + 2 * PRIVATE_IMAGES
+
+
 @pytest.mark.parametrize(("name", "category"), [(n, c) for n, c in [
     ("mpdd", "tubes"), ("btad", "01"), ("visa", "pcb1"), ("mvtec_ad2", "can"), ("mvtec_loco", "pushpins")
 ]])  # fmt: skip
