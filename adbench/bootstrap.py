@@ -1,5 +1,8 @@
 """95 % confidence intervals of a cell's image-level metrics, by a stratified bootstrap of its test images.
 
+The image metrics come from the image scores; the threshold protocol's rates (MVTec AD §4.3) from each
+test image's decision at the validation threshold, which stays fixed in every resample.
+
 Normal and anomalous test images are resampled separately, with replacement and at their own counts, so
 that every resample holds both classes in the test set's proportion. A resample is a row of counts (how
 often each image was drawn), so every metric of all resamples at once is a few matrix products over the
@@ -62,15 +65,47 @@ def resampled_image_metrics(
     }
 
 
-def image_intervals(
-    labels: np.ndarray, scores: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL
-) -> dict[str, tuple[float, float]]:
-    """Percentile interval of every image metric over `resamples` stratified resamples."""
-    rng = np.random.default_rng([seed, _STREAM])
-    counts = stratified_counts(np.asarray(labels), resamples, rng)
-    values = resampled_image_metrics(np.asarray(labels), np.asarray(scores, dtype=np.float64), *counts)
+def resampled_threshold_metrics(
+    labels: np.ndarray, anomalous: np.ndarray, normal_counts: np.ndarray, anomalous_counts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The threshold protocol's rates (adbench.evaluation's `threshold_*` names) of every resample, from
+    each test image's fixed decision: the threshold was chosen on validation maps, so it stays."""
+    decided = np.asarray(anomalous, dtype=np.float64)
+    tpr = anomalous_counts @ decided[labels == 1] / max(1, int(np.sum(labels == 1)))
+    tnr = normal_counts @ (1.0 - decided[labels == 0]) / max(1, int(np.sum(labels == 0)))
+    return {"threshold_tpr": tpr, "threshold_tnr": tnr, "threshold_balanced_accuracy": (tpr + tnr) / 2}
+
+
+def _percentile_intervals(values: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
     tail = (1 - level) / 2
     return {
         metric: (float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail)))
         for metric, resampled in values.items()
     }
+
+
+def _cell_counts(labels: np.ndarray, seed: int, resamples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cell's resamples: the same for its image metrics and its threshold protocol."""
+    return stratified_counts(labels, resamples, np.random.default_rng([seed, _STREAM]))
+
+
+def image_intervals(
+    labels: np.ndarray, scores: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL
+) -> dict[str, tuple[float, float]]:
+    """Percentile interval of every image metric over `resamples` stratified resamples."""
+    labels = np.asarray(labels)
+    counts = _cell_counts(labels, seed, resamples)
+    return _percentile_intervals(
+        resampled_image_metrics(labels, np.asarray(scores, dtype=np.float64), *counts), level
+    )
+
+
+def threshold_intervals(
+    labels: np.ndarray, anomalous: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL
+) -> dict[str, tuple[float, float]]:
+    """Percentile interval of the threshold protocol's TPR, TNR and balanced accuracy over the same
+    resamples as `image_intervals` (for the same labels and seed); the validation set's own sampling
+    error, through the threshold, is not in them."""
+    labels = np.asarray(labels)
+    counts = _cell_counts(labels, seed, resamples)
+    return _percentile_intervals(resampled_threshold_metrics(labels, anomalous, *counts), level)

@@ -34,7 +34,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from adbench.atomic import write_text_atomic
-from adbench.bootstrap import image_intervals
+from adbench.bootstrap import image_intervals, threshold_intervals
 from adbench.config import RunConfig, checked_params
 from adbench.data.cache import CategoryTensors, load_category, load_native_masks
 from adbench.data.layout import CategoryFiles
@@ -190,7 +190,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "amp": config.amp,
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
         "evaluate_seconds": round(evaluate_seconds, 3),
-        "validation_threshold": None if threshold is None else dataclasses.asdict(threshold),
+        "validation_threshold": None if threshold is None else threshold.to_manifest(),
         "pixel_resolution": _resolution(config, evaluated.pixel_size),
         "input_sensitivity": metrics.get(INPUT_SENSITIVITY),
         "warnings": ([COLLAPSE_WARNING] if collapsed else [])
@@ -357,6 +357,8 @@ def _evaluate(
             f"note: {tensors.category.name}: pixel metrics without confidence intervals; the test maps hold "
             f"{maps.size:,} pixels, more than --pixel-ci-max-pixels {config.pixel_ci_max_pixels:,}",
         )
+    if evaluation.threshold is not None:  # image-level decisions: as cheap as the image metrics' intervals
+        intervals |= threshold_intervals(tensors.test_labels, evaluation.threshold.anomalous, task.seed)
     return _Evaluated(
         metrics | evaluation.metrics,
         intervals | evaluation.intervals,

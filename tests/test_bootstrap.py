@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from adbench.bootstrap import image_intervals, resampled_image_metrics, stratified_counts
+from adbench.bootstrap import (
+    image_intervals,
+    resampled_image_metrics,
+    resampled_threshold_metrics,
+    stratified_counts,
+    threshold_intervals,
+)
 from adbench.evaluation import image_metrics
+from adbench.metrics.threshold import evaluate_threshold
 
 
 def test_every_resample_equals_the_metrics_of_the_resampled_test_set_with_ties():
@@ -21,6 +28,26 @@ def test_every_resample_equals_the_metrics_of_the_resampled_test_set_with_ties()
         expected = image_metrics(np.r_[np.zeros(13, int), np.ones(9, int)], resampled)
         for metric, value in expected.items():
             assert fast[metric][b] == pytest.approx(value, abs=1e-12), (metric, b)
+
+
+def test_every_threshold_resample_equals_the_protocol_on_the_resampled_test_set():
+    rng = np.random.default_rng(5)
+    labels = np.array([0] * 11 + [1] * 7)
+    maps = np.zeros((len(labels), 4, 4), np.float32)
+    found = rng.random(len(labels)) < np.where(labels == 1, 0.7, 0.2)  # detections and false alarms
+    maps[found, :2, :2] = 1.0
+    protocol = evaluate_threshold(maps, labels, threshold=0.5, min_defect_area=3)
+    normal_counts, anomalous_counts = stratified_counts(labels, 200, np.random.default_rng(1))
+    fast = resampled_threshold_metrics(labels, protocol.anomalous, normal_counts, anomalous_counts)
+    for b in range(200):  # the slow reference: the protocol run again on each resampled test set
+        drawn = np.r_[np.repeat(np.flatnonzero(labels == 0), normal_counts[b]),
+                      np.repeat(np.flatnonzero(labels == 1), anomalous_counts[b])]  # fmt: skip
+        again = evaluate_threshold(maps[drawn], labels[drawn], threshold=0.5, min_defect_area=3)
+        assert fast["threshold_tpr"][b] == pytest.approx(again.tpr, abs=1e-12)
+        assert fast["threshold_tnr"][b] == pytest.approx(again.tnr, abs=1e-12)
+        assert fast["threshold_balanced_accuracy"][b] == pytest.approx(again.balanced_accuracy, abs=1e-12)
+    low, high = threshold_intervals(labels, protocol.anomalous, seed=0)["threshold_balanced_accuracy"]
+    assert low < protocol.balanced_accuracy < high
 
 
 def test_intervals_are_reproducible_from_the_seed_and_bracket_the_estimate():

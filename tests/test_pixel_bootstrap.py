@@ -100,6 +100,7 @@ def test_a_run_stores_pixel_intervals_and_says_when_it_skips_them(one_cell_run, 
         low, value, high = results.loc[metric, ["ci_low", "value", "ci_high"]]
         assert low <= value <= high and high > low, metric
     assert np.isnan(results.loc["pixel_aupimo", "ci_low"]), "AUPIMO is undefined on 64 px images"
+    thresholds = ["threshold_tpr", "threshold_tnr", "threshold_balanced_accuracy"]
     result = adbench(
         "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root), "--out", str(tmp_path),
         "--categories", "washer", "--name", "skip", "--pixel-ci-max-pixels", "1000",
@@ -108,6 +109,11 @@ def test_a_run_stores_pixel_intervals_and_says_when_it_skips_them(one_cell_run, 
     skipped = pd.read_csv(tmp_path / "skip" / "results.csv").set_index("metric")
     assert skipped.loc[["pixel_auroc", "pixel_iou"], "ci_low"].isna().all()
     assert skipped.loc["image_auroc", "ci_low"] <= skipped.loc["image_auroc", "value"], "image intervals stay"
+    for table in (results, skipped):  # the protocol's rates are image-level: their intervals always stay
+        low, value, high = (
+            table.loc[thresholds, column].to_numpy() for column in ("ci_low", "value", "ci_high")
+        )
+        assert ((low <= value) & (value <= high)).all() and (high > low).any()
     manifest = json.loads((tmp_path / "skip" / "manifest.json").read_text())
     assert manifest["config"]["pixel_ci_max_pixels"] == 1000
     assert any("more than --pixel-ci-max-pixels 1,000" in w for w in manifest["cells"][0]["warnings"])

@@ -9,7 +9,7 @@ accuracy. Nothing here looks at test labels to choose anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,10 +29,20 @@ class ThresholdResult:
     min_defect_area: int
     tpr: float
     tnr: float
+    # Per test image, whether the protocol classified it anomalous: what the bootstrap resamples.
+    anomalous: np.ndarray = field(repr=False, compare=False)
 
     @property
     def balanced_accuracy(self) -> float:
         return (self.tpr + self.tnr) / 2
+
+    def to_manifest(self) -> dict[str, float | int]:
+        return {
+            "threshold": self.threshold,
+            "min_defect_area": self.min_defect_area,
+            "tpr": self.tpr,
+            "tnr": self.tnr,
+        }
 
 
 def largest_region(maps: np.ndarray, threshold: float) -> np.ndarray:
@@ -80,6 +90,7 @@ def evaluate_threshold(
         min_defect_area=min_defect_area,
         tpr=float(predicted[labels].mean()),
         tnr=float((~predicted[~labels]).mean()),
+        anomalous=predicted,
     )
 
 
