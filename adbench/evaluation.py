@@ -58,7 +58,7 @@ def map_metrics(
 ) -> MapEvaluation:
     """Pixel metrics, and the threshold protocol when defect-free validation maps are given; with
     `interval_seed`, also the pixel metrics' bootstrap intervals (adbench.pixel_bootstrap); with the
-    single `defects` of MVTec LOCO and the images' `defect_types`, AU-sPRO per type (no interval)."""
+    single `defects` of MVTec LOCO and the images' `defect_types`, AU-sPRO per type (with an interval too)."""
     aupimo = aupimo_per_image(maps, masks, labels)  # first: its copy is freed before the big sort
     metrics = pixel_metrics(maps, masks, regions)
     if defects is not None:
@@ -67,7 +67,12 @@ def map_metrics(
     metrics["pixel_aupimo"] = float(defined.mean()) if len(defined) else float("nan")
     if validation_maps is None:
         return MapEvaluation(
-            metrics, None, aupimo, _intervals(labels, maps, masks, regions, metrics, aupimo, interval_seed)
+            metrics,
+            None,
+            aupimo,
+            _intervals(
+                labels, maps, masks, regions, metrics, aupimo, interval_seed, None, defects, defect_types
+            ),
         )
     min_area = default_min_defect_area(maps.shape[1:])
     threshold = validation_threshold(validation_maps, min_area)
@@ -80,7 +85,9 @@ def map_metrics(
         "threshold_tnr": protocol.tnr,
         "pixel_iou": pixel_iou(maps, masks, float(above)),
     }
-    intervals = _intervals(labels, maps, masks, regions, metrics, aupimo, interval_seed, float(above))
+    intervals = _intervals(
+        labels, maps, masks, regions, metrics, aupimo, interval_seed, float(above), defects, defect_types
+    )
     return MapEvaluation(metrics, protocol, aupimo, intervals)
 
 
@@ -92,11 +99,24 @@ def _intervals(
     metrics: dict[str, float],
     aupimo: np.ndarray,
     seed: int | None,
-    iou_threshold: float | None = None,
+    iou_threshold: float | None,
+    defects: Defects | None,
+    defect_types: Sequence[str],
 ) -> dict[str, tuple[float, float]]:
     if seed is None:
         return {}
-    return pixel_intervals(labels, maps, masks, regions, metrics, seed, aupimo, iou_threshold)
+    return pixel_intervals(
+        labels,
+        maps,
+        masks,
+        regions,
+        metrics,
+        seed,
+        aupimo,
+        iou_threshold,
+        defects=defects,
+        defect_types=defect_types,
+    )
 
 
 def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

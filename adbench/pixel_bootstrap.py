@@ -18,6 +18,11 @@ is the percentile interval.
 - `pixel_iou`: at the cell's validation threshold, which stays fixed (it was chosen on validation maps).
 - `pixel_aupimo`: the mean of the resampled anomalous images' own AUPIMO; the defect-free images that
   define its FPR axis stay as they are (a per-image metric's sample is its images).
+- `pixel_auspro_<limit>_<type>` and their mean `pixel_auspro_<limit>` (MVTec LOCO): each single defect's
+  pixels counted in the same bins, its saturated overlap min(pixels at or above / saturation, 1) per
+  bin edge, averaged over the resampled images' defects of that type; negatives from those images and
+  the defect-free ones. A resample that draws no image of a type (possible when a type has few) leaves
+  that type's value undefined there and is left out of its interval.
 
 Binning reads each image once; the cost is linear in the pixel count, so a run skips it, with a note,
 above `RunConfig.pixel_ci_max_pixels`.
@@ -25,10 +30,13 @@ above `RunConfig.pixel_ci_max_pixels`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from adbench.bootstrap import LEVEL, stratified_counts
 from adbench.metrics.pixel import PRO_LIMITS, Regions
+from adbench.metrics.spro import SPRO_LIMITS, Defects, spro_name
 
 PIXEL_RESAMPLES = 200
 _STREAM = 0x91C5E1  # the resampling's own stream of the cell's seed
@@ -53,6 +61,7 @@ class _Histograms:
 
     def __init__(self, scores: np.ndarray, truth: np.ndarray, regions: Regions, edges: np.ndarray):
         images, bins = len(scores), len(edges)
+        self.edges = edges
         self.defect = np.zeros((images, bins))
         self.normal = np.zeros((images, bins))
         self.region = np.zeros((regions.count, bins))
@@ -73,6 +82,17 @@ class _Histograms:
                     -1, bins
                 )
                 self.region_image[first:last] = image
+
+
+def _defect_histograms(scores: np.ndarray, defects: Defects, edges: np.ndarray) -> np.ndarray:
+    """(D, K): each single defect's pixels counted in the bins (a pixel of two defects in both)."""
+    flat = scores.reshape(len(scores), -1)
+    counted = np.zeros((len(defects), len(edges)))
+    for d in range(len(defects)):
+        pixels = defects.pixels[defects.offsets[d] : defects.offsets[d + 1]]
+        index = np.searchsorted(edges, flat[defects.image[d], pixels], side="right") - 1
+        counted[d] = np.bincount(index, minlength=len(edges))
+    return counted
 
 
 def _from_top(counts: np.ndarray) -> np.ndarray:
@@ -128,6 +148,44 @@ def _binned_metrics(
     return metrics
 
 
+def _binned_spro(
+    counts: np.ndarray,
+    normal: np.ndarray,
+    single: np.ndarray,
+    defects: Defects,
+    defect_types: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """AU-sPRO per anomaly type and their mean for every row of image `counts` (B, N), from the images'
+    defect-free pixel histograms `normal` (N, K) and the single defects' `single` (D, K)."""
+    saturation = defects.saturation[:, None]
+    # A defect that lost every pixel (saturation 0) is never found, and still counts in the mean.
+    found = np.minimum(
+        np.divide(_from_top(single), saturation, out=np.zeros_like(single), where=saturation > 0), 1.0
+    )
+    zero = np.zeros((len(counts), 1))
+    defect_free = labels == 0
+    per_type: dict[str, dict[float, np.ndarray]] = {}
+    for anomaly_type in sorted(set(defect_types[~defect_free].tolist())):
+        chosen_counts = counts * (defect_free | (defect_types == anomaly_type))
+        false_positives = _from_top(chosen_counts @ normal)
+        fpr = np.hstack([zero, false_positives / false_positives[:, -1:]])
+        weights = chosen_counts[:, defects.image]  # (B, D): zero for the other types' defects
+        drawn = weights.sum(axis=1, keepdims=True)
+        mean_found = np.full((len(counts), found.shape[1]), np.nan)
+        np.divide(weights @ found, drawn, out=mean_found, where=drawn > 0)
+        spro = np.hstack([zero, mean_found])
+        per_type[anomaly_type] = {
+            limit: np.minimum(_area_up_to(fpr, spro, limit) / limit, 1.0) for limit in SPRO_LIMITS
+        }
+    metrics = {}
+    for limit in SPRO_LIMITS:
+        for anomaly_type, areas in per_type.items():
+            metrics[spro_name(limit, anomaly_type)] = areas[limit]
+        metrics[spro_name(limit)] = np.mean([areas[limit] for areas in per_type.values()], axis=0)
+    return metrics
+
+
 def pixel_intervals(
     labels: np.ndarray,
     maps: np.ndarray,
@@ -138,9 +196,12 @@ def pixel_intervals(
     aupimo: np.ndarray | None = None,
     iou_threshold: float | None = None,
     resamples: int = PIXEL_RESAMPLES,
+    defects: Defects | None = None,
+    defect_types: Sequence[str] = (),
 ) -> dict[str, tuple[float, float]]:
     """Percentile interval of each pixel metric in `exact` (its value on the whole test set) that this
-    bootstrap covers, over `resamples` stratified resamples of whole images."""
+    bootstrap covers, over `resamples` stratified resamples of whole images; with MVTec LOCO's single
+    `defects` and each test image's `defect_types`, also of AU-sPRO."""
     labels = np.asarray(labels)
     scores, truth = np.asarray(maps, dtype=np.float32), np.asarray(masks) != 0
     rng = np.random.default_rng([seed, _STREAM])
@@ -149,8 +210,14 @@ def pixel_intervals(
     normal_counts, anomalous_counts = stratified_counts(labels, resamples, rng)
     counts = np.zeros((resamples, len(labels)))
     counts[:, labels == 0], counts[:, labels == 1] = normal_counts, anomalous_counts
+    whole_counts = np.ones((1, len(labels)))
     resampled = _binned_metrics(counts, histograms, iou_counts)
-    whole = _binned_metrics(np.ones((1, len(labels))), histograms, iou_counts)
+    whole = _binned_metrics(whole_counts, histograms, iou_counts)
+    if defects is not None and len(defects):
+        single = _defect_histograms(scores, defects, histograms.edges)
+        types = np.asarray(defect_types)
+        resampled |= _binned_spro(counts, histograms.normal, single, defects, types, labels)
+        whole |= _binned_spro(whole_counts, histograms.normal, single, defects, types, labels)
     if aupimo is not None:
         anomalous = np.asarray(aupimo)[labels == 1]
         defined = np.isfinite(anomalous)
@@ -163,7 +230,9 @@ def pixel_intervals(
     for metric, values in resampled.items():
         if metric not in exact or not np.isfinite(exact[metric]):
             continue
+        if np.isnan(values).all():
+            continue
         shift = exact[metric] - float(whole[metric][0])
-        low, high = np.quantile(values, [tail, 1 - tail]) + shift
+        low, high = np.nanquantile(values, [tail, 1 - tail]) + shift
         intervals[metric] = (float(np.clip(low, 0, 1)), float(np.clip(high, 0, 1)))
     return intervals

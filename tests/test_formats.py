@@ -166,6 +166,9 @@ def test_smoke_run_on_each_format(built, tmp_path, name, category):
     assert f"{name}" in text and str(built[name].root.resolve()) in text
     metrics = set(results.metric)
     assert ("pixel_auspro_0.05_logical" in metrics) == (name == "mvtec_loco")
+    if name == "mvtec_loco":
+        spro = results[results.metric.str.startswith("pixel_auspro")]
+        assert ((spro.ci_low <= spro.value) & (spro.value <= spro.ci_high)).all(), "AU-sPRO has intervals"
     cell = run / "cells" / "l2ae" / category / "seed0"
     if name == "mvtec_ad2":
         submission = sorted((cell / "anomaly_images" / category).rglob("*.tiff"))

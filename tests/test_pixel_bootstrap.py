@@ -11,6 +11,7 @@ import pytest
 from adbench import pixel_bootstrap
 from adbench.bootstrap import stratified_counts
 from adbench.metrics.pixel import aupimo_per_image, label_regions, pixel_iou, pixel_metrics
+from adbench.metrics.spro import Defects, spro_metrics
 from tests.helpers import adbench
 
 THRESHOLD = 1.5
@@ -32,6 +33,14 @@ def category():
     return labels, maps, masks
 
 
+def _image_counts(labels, resamples, seed):
+    """(resamples, N): how often each test image is drawn, stratified as the bootstrap draws."""
+    normal_counts, anomalous_counts = stratified_counts(labels, resamples, np.random.default_rng(seed))
+    counts = np.zeros((resamples, len(labels)))
+    counts[:, labels == 0], counts[:, labels == 1] = normal_counts, anomalous_counts
+    return counts
+
+
 def _exact(maps, masks):
     return pixel_metrics(maps, masks, label_regions(masks)) | {"pixel_iou": pixel_iou(maps, masks, THRESHOLD)}
 
@@ -42,9 +51,7 @@ def test_every_resample_equals_the_exact_metrics_of_the_resampled_images_up_to_t
     edges = pixel_bootstrap._thresholds(maps, truth, np.random.default_rng(1))
     histograms = pixel_bootstrap._Histograms(maps, truth, label_regions(masks), edges)
     iou_counts = pixel_bootstrap._iou_counts(maps, truth, THRESHOLD)
-    normal_counts, anomalous_counts = stratified_counts(labels, 4, np.random.default_rng(5))
-    counts = np.zeros((4, len(labels)))
-    counts[:, labels == 0], counts[:, labels == 1] = normal_counts, anomalous_counts
+    counts = _image_counts(labels, 4, seed=5)
     binned = pixel_bootstrap._binned_metrics(counts, histograms, iou_counts)
     for resample in range(4):
         drawn = np.repeat(
@@ -130,3 +137,76 @@ def test_aupimo_interval_in_a_category_large_enough_to_define_it():
     intervals = pixel_bootstrap.pixel_intervals(labels, maps, masks, label_regions(masks), exact, 0, aupimo)
     low, high = intervals["pixel_aupimo"]
     assert low <= exact["pixel_aupimo"] <= high
+
+
+@pytest.fixture(scope="module")
+def loco():
+    """MVTec LOCO-like maps: 8 defect-free, 6 logical and 6 structural images; each anomalous image one
+    or two single defects (the second overlapping the first), saturations relative and absolute."""
+    rng = np.random.default_rng(4)
+    size, types = 32, ["good"] * 8 + ["logical_anomalies"] * 6 + ["structural_anomalies"] * 6
+    labels = np.array([t != "good" for t in types], dtype=int)
+    maps = rng.normal(0, 1, (len(types), size, size)).astype(np.float32)
+    images, pixel_lists, saturations = [], [], []
+    for image in np.flatnonzero(labels):
+        y, x = rng.integers(4, 24, 2)
+        box = np.zeros((size, size), bool)
+        box[y : y + 6, x : x + 6] = True
+        maps[image][box] += rng.uniform(0.5, 3.0)
+        for mask, saturation in ((box, 0.5 * 36), (box & (np.arange(size)[None, :] < x + 3), 10.0)):
+            if image % 2 or saturation == 0.5 * 36:  # every other image holds the overlapping second
+                images.append(image)
+                pixel_lists.append(np.flatnonzero(mask.ravel()))
+                saturations.append(min(saturation, mask.sum()))
+    defects = Defects(
+        np.array(images, np.int64),
+        np.concatenate(pixel_lists).astype(np.int64),
+        np.r_[0, np.cumsum([len(p) for p in pixel_lists])].astype(np.int64),
+        np.array(saturations, np.float64),
+    )
+    masks = np.zeros(maps.shape, np.uint8)
+    for d in range(len(defects)):
+        masks[defects.image[d]].reshape(-1)[defects.pixels[defects.offsets[d] : defects.offsets[d + 1]]] = 1
+    return labels, maps, masks, defects, np.array(types)
+
+
+def _resampled_defects(defects: Defects, drawn: np.ndarray) -> Defects:
+    """The single defects of the test set made of the images `drawn` (an image drawn twice, twice)."""
+    images, pixels, saturations = [], [], []
+    for position, image in enumerate(drawn):
+        for d in np.flatnonzero(defects.image == image):
+            images.append(position)
+            pixels.append(defects.pixels[defects.offsets[d] : defects.offsets[d + 1]])
+            saturations.append(defects.saturation[d])
+    offsets = np.r_[0, np.cumsum([len(p) for p in pixels])].astype(np.int64)
+    return Defects(np.array(images, np.int64), np.concatenate(pixels), offsets, np.array(saturations))
+
+
+def test_every_spro_resample_equals_the_exact_aupro_saturated_of_the_resampled_images(loco):
+    labels, maps, masks, defects, types = loco
+    truth = masks != 0
+    edges = pixel_bootstrap._thresholds(maps, truth, np.random.default_rng(1))
+    histograms = pixel_bootstrap._Histograms(maps, truth, label_regions(masks), edges)
+    single = pixel_bootstrap._defect_histograms(maps, defects, edges)
+    counts = _image_counts(labels, 5, seed=2)
+    binned = pixel_bootstrap._binned_spro(counts, histograms.normal, single, defects, types, labels)
+    assert sorted(binned) == sorted(f"pixel_auspro_{limit}{suffix}" for limit in ("0.05", "0.3")
+                                    for suffix in ("", "_logical", "_structural"))  # fmt: skip
+    for resample in range(5):
+        drawn = np.repeat(np.arange(len(labels)), counts[resample].astype(int))
+        exact = spro_metrics(
+            maps[drawn], masks[drawn], _resampled_defects(defects, drawn), types[drawn], labels[drawn]
+        )
+        for metric, value in exact.items():
+            assert binned[metric][resample] == pytest.approx(value, abs=2e-3), (metric, resample)
+
+
+def test_spro_intervals_hold_the_exact_values(loco):
+    labels, maps, masks, defects, types = loco
+    exact = spro_metrics(maps, masks, defects, types, labels)
+    intervals = pixel_bootstrap.pixel_intervals(
+        labels, maps, masks, label_regions(masks), exact, seed=0, defects=defects, defect_types=types
+    )
+    assert set(intervals) == set(exact)
+    for metric, (low, high) in intervals.items():
+        assert low <= exact[metric] <= high and high > low, metric

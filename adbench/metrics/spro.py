@@ -99,22 +99,28 @@ def _areas(
     return pro_areas(tail, total, defect_scores[order], defect_weights[order], limits)
 
 
+def spro_name(limit: float, anomaly_type: str | None = None) -> str:
+    """The results-table name of AU-sPRO at `limit` for one anomaly type (a trailing "_anomalies"
+    dropped) or, without one, of the mean over the types."""
+    if anomaly_type is None:
+        return f"pixel_auspro_{limit:g}"
+    return f"pixel_auspro_{limit:g}_{anomaly_type.removesuffix('_anomalies')}"
+
+
 def spro_metrics(
     maps: np.ndarray, masks: np.ndarray, defects: Defects, defect_types: Sequence[str], labels: np.ndarray
 ) -> dict[str, float]:
     """AU-sPRO at each of SPRO_LIMITS per anomaly type (the defect-free images and that type's, as MVTec
-    LOCO scores logical and structural anomalies apart) and their mean, under results-table names:
-    `pixel_auspro_<limit>_<type>` (a trailing "_anomalies" dropped) and `pixel_auspro_<limit>`."""
+    LOCO scores logical and structural anomalies apart) and their mean, under `spro_name`."""
     scores, truth = checked_maps(maps, masks)  # once for every type
     types = np.asarray(defect_types)
     normal = np.asarray(labels) == 0
     per_type: dict[str, dict[float, float]] = {}
     for anomaly_type in sorted(set(types[~normal].tolist())):
-        short = anomaly_type.removesuffix("_anomalies")
-        per_type[short] = _areas(scores, truth, defects, normal | (types == anomaly_type), SPRO_LIMITS)
+        per_type[anomaly_type] = _areas(scores, truth, defects, normal | (types == anomaly_type), SPRO_LIMITS)
     metrics = {}
     for limit in SPRO_LIMITS:
-        for short, areas in per_type.items():
-            metrics[f"pixel_auspro_{limit:g}_{short}"] = areas[limit]
-        metrics[f"pixel_auspro_{limit:g}"] = float(np.mean([areas[limit] for areas in per_type.values()]))
+        for anomaly_type, areas in per_type.items():
+            metrics[spro_name(limit, anomaly_type)] = areas[limit]
+        metrics[spro_name(limit)] = float(np.mean([areas[limit] for areas in per_type.values()]))
     return metrics
