@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from adbench.bootstrap import LEVEL, stratified_counts
 from adbench.metrics.pixel import PRO_LIMITS, Regions
@@ -62,13 +63,17 @@ class _Histograms:
     def __init__(self, scores: np.ndarray, truth: np.ndarray, regions: Regions, edges: np.ndarray):
         images, bins = len(scores), len(edges)
         self.edges = edges
+        # torch's bucketize is np.searchsorted(side="right") on every core: binning is most of the cost.
+        bin_edges = torch.from_numpy(edges)
         self.defect = np.zeros((images, bins))
         self.normal = np.zeros((images, bins))
         self.region = np.zeros((regions.count, bins))
         self.region_image = np.zeros(regions.count, dtype=np.int64)
         start = 0
         for image in range(images):
-            index = np.searchsorted(edges, scores[image].ravel(), side="right") - 1
+            index = (
+                torch.bucketize(torch.from_numpy(scores[image].ravel()), bin_edges, right=True).numpy() - 1
+            )
             inside = truth[image].ravel()
             defect_index = index[inside]
             self.defect[image] = np.bincount(defect_index, minlength=bins)
