@@ -57,23 +57,25 @@ def _thresholds(scores: np.ndarray, truth: np.ndarray, rng: np.random.Generator)
     return np.unique(edges.astype(np.float32))
 
 
+def _bin_of(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each score's bin: the index of the highest edge at or below it. torch's bucketize is
+    np.searchsorted(side="right") on every core, and binning is most of the bootstrap's cost."""
+    return torch.bucketize(torch.from_numpy(scores), torch.from_numpy(edges), right=True).numpy() - 1
+
+
 class _Histograms:
     """Per image, its pixels counted in the bins: `defect`, `normal` (N, K) and per region (R, K)."""
 
     def __init__(self, scores: np.ndarray, truth: np.ndarray, regions: Regions, edges: np.ndarray):
         images, bins = len(scores), len(edges)
         self.edges = edges
-        # torch's bucketize is np.searchsorted(side="right") on every core: binning is most of the cost.
-        bin_edges = torch.from_numpy(edges)
         self.defect = np.zeros((images, bins))
         self.normal = np.zeros((images, bins))
         self.region = np.zeros((regions.count, bins))
         self.region_image = np.zeros(regions.count, dtype=np.int64)
         start = 0
         for image in range(images):
-            index = (
-                torch.bucketize(torch.from_numpy(scores[image].ravel()), bin_edges, right=True).numpy() - 1
-            )
+            index = _bin_of(scores[image].ravel(), edges)
             inside = truth[image].ravel()
             defect_index = index[inside]
             self.defect[image] = np.bincount(defect_index, minlength=bins)
@@ -95,8 +97,7 @@ def _defect_histograms(scores: np.ndarray, defects: Defects, edges: np.ndarray) 
     counted = np.zeros((len(defects), len(edges)))
     for d in range(len(defects)):
         pixels = defects.pixels[defects.offsets[d] : defects.offsets[d + 1]]
-        index = np.searchsorted(edges, flat[defects.image[d], pixels], side="right") - 1
-        counted[d] = np.bincount(index, minlength=len(edges))
+        counted[d] = np.bincount(_bin_of(flat[defects.image[d], pixels], edges), minlength=len(edges))
     return counted
 
 
