@@ -37,8 +37,8 @@ from adbench.cell import SCORE_CHUNK, new_detector
 from adbench.config import RunConfig
 from adbench.data import mvtec
 from adbench.data.cache import CategoryTensors, describe, load_category
-from adbench.data.layout import validation_count
-from adbench.detector import CategorySpec, TrainingBudget
+from adbench.data.layout import CategoryFiles, validation_count
+from adbench.detector import CategorySpec, Detector, TrainingBudget
 from adbench.devices import resolve_device, seed_everything
 from adbench.evaluation import image_metrics
 from adbench.registry import load_method
@@ -90,16 +90,15 @@ class Measured:
 
 
 def _measure(
-    method_name: str, category_name: str, steps: int, config: RunConfig, progress: Progress
+    method: type[Detector], files: CategoryFiles, steps: int, config: RunConfig, progress: Progress
 ) -> Measured:
     """Train `steps` steps at the budget's params and batch on the synthetic category, then check it."""
     device = resolve_device(config.device)
-    files = resolve_grid(dataclasses.replace(config, categories=(category_name,)), dry_run=True).files
-    category = describe(files[category_name])
-    method = load_method(method_name)
+    category = describe(files)
+    method_name, category_name = method.name, files.name
     seed_everything(0)
     detector, budget = new_detector(method, category, config, device)
-    tensors = load_category(files[category_name], category, detector.input_spec).on(device)
+    tensors = load_category(files, category, detector.input_spec).on(device)
     train = CategoryTensors.as_float(tensors.train)
     detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))  # warm-up: kernels, allocator
     if device.type == "cuda":
@@ -243,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.texture_steps < 1:
         parser.error("--steps and --texture-steps must be at least 1")
     methods = tuple(args.methods.split(","))
-    config = RunConfig(methods=methods, categories=None, budget=args.budget, device=args.device)
+    config = RunConfig(
+        methods=methods, categories=(args.object, args.texture), budget=args.budget, device=args.device
+    )
+    grid = resolve_grid(config, dry_run=True)  # the synthetic data and the methods, found once
     console = Console(stderr=True, width=120)  # the device's output is no terminal
     console.print(f"torch {torch.__version__}, device {resolve_device(config.device)}")
     measured: list[Measured] = []
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         # a check cut short by the device's time limit still returns them.
         for category, steps in ((args.object, args.steps), (args.texture, args.texture_steps)):
             for name in methods:
-                m = _measure(name, category, steps, config, progress)
+                m = _measure(grid.methods[name], grid.files[category], steps, config, progress)
                 measured.append(m)
                 console.print(
                     f"{name}/{category}: {m.steps} steps, {m.steps_per_second:.2f} steps/s, "
