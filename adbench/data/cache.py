@@ -100,7 +100,7 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
     if entry.is_file():
         channels = json.loads(entry.read_text())["channels"]
     else:
-        images = [*files.train, *files.validation, *(item.path for item in files.test), *files.unlabeled]
+        images = files.image_paths()
         modes = {path: _header(path)[0] for path in images}
         gray = {path: mode in _GRAY_MODES for path, mode in modes.items()}
         channels = 1 if 2 * sum(gray[path] for path in files.train) >= len(files.train) else 3

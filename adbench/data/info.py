@@ -87,7 +87,7 @@ def dataset_info(
 
 def _checked_sizes(files: CategoryFiles, on_file: Callable[[], None] | None) -> dict[Path, tuple[int, int]]:
     """Every image's (width, height), each file verified; masks checked against their image's size."""
-    images = [*files.train, *files.validation, *(item.path for item in files.test), *files.unlabeled]
+    images = files.image_paths()
     sizes = {}
     for path in images:
         sizes[path] = _verified_size(path)

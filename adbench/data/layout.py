@@ -74,6 +74,10 @@ class CategoryFiles:
     unlabeled: tuple[Path, ...] = ()
     defects_config: DefectsConfig | None = field(default=None)
 
+    def image_paths(self) -> list[Path]:
+        """Every image of the category (no masks): train, validation, test, unlabeled."""
+        return [*self.train, *self.validation, *(item.path for item in self.test), *self.unlabeled]
+
     def all_paths(self) -> list[Path]:
         """Every file the category's tensors are decoded from, in split order."""
         masks = [mask for item in self.test for mask in item.masks]
