@@ -176,6 +176,20 @@ def test_images_by_folder(
     return test
 
 
+def good_and_bad_images(
+    test_dir: Path, good: str, bad: str, mask_of: Callable[[Path], Path]
+) -> list[TestImage]:
+    """A test folder of two subfolders, `good` (defect-free, labelled GOOD) and `bad` (one defect type,
+    named so) as BTAD and MVTec AD 2 lay theirs out; `mask_of(image)` finds a defective image's mask.
+    Checked as `check_test_labels` checks every test set."""
+    if not test_dir.is_dir():
+        raise AdbenchError(f"{test_dir}: missing; expected {test_dir}/{good}/ and {test_dir}/{bad}/")
+    test = [TestImage(image, GOOD) for image in images_if_any(test_dir / good)]
+    test += [TestImage(image, bad, (mask_of(image),)) for image in images_if_any(test_dir / bad)]
+    check_test_labels(test_dir, test)
+    return test
+
+
 def check_test_labels(test_dir: Path, test: Sequence[TestImage]) -> None:
     """Refuse a test set that the metrics cannot score: empty, or without both labels."""
     if not test:

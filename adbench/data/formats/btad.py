@@ -17,17 +17,13 @@ from typing import ClassVar
 
 from adbench.data.formats.base import DatasetFormat, category_dirs
 from adbench.data.layout import (
-    GOOD,
     CategoryFiles,
-    TestImage,
-    check_test_labels,
     defect_free_images,
     find_mask,
-    images_if_any,
+    good_and_bad_images,
     split_validation,
 )
 from adbench.detector import CategoryKind
-from adbench.errors import AdbenchError
 
 BTAD_KINDS: dict[str, CategoryKind] = {"01": "object", "02": "texture", "03": "texture"}
 OK, KO = "ok", "ko"
@@ -45,12 +41,8 @@ class BTAD(DatasetFormat):
     def read_category(self, root: Path, name: str, kind: CategoryKind) -> CategoryFiles:
         folder = root / name
         train_ok = defect_free_images(folder / "train" / OK)
-        test_dir = folder / "test"
-        if not test_dir.is_dir():
-            raise AdbenchError(f"{test_dir}: missing; expected {test_dir}/ok/ and {test_dir}/ko/")
-        test = [TestImage(image, GOOD) for image in images_if_any(test_dir / OK)]
-        for image in images_if_any(test_dir / KO):
-            test.append(TestImage(image, KO, (find_mask(folder / "ground_truth" / KO, image, tail=""),)))
-        check_test_labels(test_dir, test)
+        test = good_and_bad_images(
+            folder / "test", OK, KO, lambda image: find_mask(folder / "ground_truth" / KO, image, tail="")
+        )
         train, validation = split_validation(train_ok)
         return CategoryFiles(name, kind, root, tuple(train), tuple(validation), tuple(test))

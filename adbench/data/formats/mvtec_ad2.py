@@ -21,14 +21,12 @@ from adbench.data.formats.base import DatasetFormat, category_dirs
 from adbench.data.layout import (
     GOOD,
     CategoryFiles,
-    TestImage,
-    check_test_labels,
     defect_free_images,
     find_mask,
+    good_and_bad_images,
     images_if_any,
 )
 from adbench.detector import CategoryKind
-from adbench.errors import AdbenchError
 
 TEXTURES = ("fabric", "rice", "sheet_metal")
 OBJECTS = ("can", "fruit_jelly", "vial", "wallplugs", "walnuts")
@@ -57,11 +55,8 @@ class MVTecAD2(DatasetFormat):
         train = defect_free_images(folder / "train" / GOOD)
         validation = defect_free_images(folder / "validation" / GOOD, least=1)
         public = folder / PUBLIC
-        if not public.is_dir():
-            raise AdbenchError(f"{public}: missing; expected {public}/good/ and {public}/bad/")
-        test = [TestImage(image, GOOD) for image in images_if_any(public / GOOD)]
-        for image in images_if_any(public / BAD):
-            test.append(TestImage(image, BAD, (find_mask(public / "ground_truth" / BAD, image),)))
-        check_test_labels(public, test)
+        test = good_and_bad_images(
+            public, GOOD, BAD, lambda image: find_mask(public / "ground_truth" / BAD, image)
+        )
         unlabeled = [image for split in PRIVATE for image in images_if_any(folder / split)]
         return CategoryFiles(name, kind, root, tuple(train), tuple(validation), tuple(test), tuple(unlabeled))
