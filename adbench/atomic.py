@@ -5,16 +5,21 @@ Each write goes to a temporary file in the target's folder, is fsynced, then ren
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from adbench.errors import AdbenchError
+from adbench.run_lock import try_lock
 
+# In a held staging folder: locked by the process that builds in it for as long as it lives.
+STAGING_LOCK = ".staging.lock"
 # A full disk, a quota or a folder the user may not write is theirs to fix: one line, not a traceback.
 _FIXES = {
     errno.ENOSPC: "free some space",
@@ -28,13 +33,16 @@ _FIXES = {
 
 def user_fix(error: OSError) -> str | None:
     """What the user can do about `error` when it is theirs to fix; None for the rest (bugs, which
-    keep their traceback). The command line uses it for any OSError that reaches it."""
+    keep their traceback). The command line uses it for any OSError that reaches it. Every command
+    may fail this way, so it names none of their options: a run that can be resumed says so itself."""
     fix = _FIXES.get(error.errno or 0)
-    return (
-        None
-        if fix is None
-        else f"{fix}, then run the command again (`adbench run --resume RUN` finishes a run)"
-    )
+    return None if fix is None else f"{fix}, then run the command again"
+
+
+def user_error(error: OSError) -> AdbenchError | None:
+    """`error` as the one line the user gets when it is theirs to fix (`user_fix`); None for a bug."""
+    fix = user_fix(error)
+    return None if fix is None else AdbenchError(f"{error.filename or 'a file'}: {error.strerror}; {fix}")
 
 
 def _umask() -> int:
@@ -55,17 +63,67 @@ def make_folder(folder: Path) -> None:
         raise AdbenchError(f"{folder}: permission denied; choose a folder you can write to") from None
 
 
-def staging_folder(beside: Path) -> Path:
-    """A new hidden folder next to `beside`, to build it (or files for its folder) before moving them
-    into place; a folder the user may not write is one line naming it."""
+def staging_folder(beside: Path, prefix: str | None = None) -> Path:
+    """A new hidden folder next to `beside` (named `prefix`..., by default `.<its name>-`...), to build it
+    (or files for its folder) before moving them into place; a folder the user may not write is one line
+    naming it."""
     make_folder(beside.parent)
     try:
-        return Path(tempfile.mkdtemp(dir=beside.parent, prefix=f".{beside.name}-"))
+        return Path(tempfile.mkdtemp(dir=beside.parent, prefix=prefix or f".{beside.name}-"))
     except OSError as error:
         fix = user_fix(error)
         if fix is None:
             raise
         raise AdbenchError(f"{beside.parent}: {os.strerror(error.errno).lower()}; {fix}") from None
+
+
+@contextlib.contextmanager
+def held_staging_folder(beside: Path, kind: str) -> Iterator[Path]:
+    """A staging folder for `beside`, `.adbench-<kind>-...` in its folder, locked by this process while
+    the block runs and removed after it. The folders of the same kind there that no live process holds
+    (left by a killed one) are removed first; links and other folders never are."""
+    prefix = f".adbench-{kind}-"
+    _remove_abandoned(beside.parent, prefix)
+    folder = staging_folder(beside, prefix)
+    try:
+        descriptor = os.open(folder / STAGING_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            # A file just made, so no other process holds it. On a filesystem without locks neither
+            # this nor `_abandoned` takes one: nothing is removed there, in use or not.
+            with contextlib.suppress(OSError):
+                try_lock(descriptor)
+            yield folder
+        finally:
+            os.close(descriptor)  # the operating system releases the lock however this process ends
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_abandoned(folder: Path, prefix: str) -> None:
+    """Remove the folders named `prefix`... in `folder` whose lock no process holds any more."""
+    try:
+        with os.scandir(folder) as listing:
+            candidates = [Path(entry.path) for entry in listing if entry.name.startswith(prefix)]
+    except OSError:
+        return  # a folder that cannot be listed is reported by whatever writes into it
+    for candidate in candidates:
+        if candidate.is_dir() and not candidate.is_symlink() and _abandoned(candidate):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether `folder`'s lock file is there and unheld; without one (a folder in its first instant, or
+    not a staging folder) it is left alone."""
+    try:
+        descriptor = os.open(folder / STAGING_LOCK, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        return try_lock(descriptor)
+    except OSError:  # a filesystem without locks
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -81,6 +139,7 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
     """
     temps: list[Path] = []
     target = writes[0][0] if writes else Path()
+    existed = {path for path, _ in writes if os.path.lexists(path)}
     try:
         for target, write in writes:
             make_folder(target.parent)
@@ -99,8 +158,9 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
         fix = user_fix(error)
         if fix is None:
             raise
+        kept = " (the previous version is kept)" if target in existed else ""
         raise AdbenchError(
-            f"{target}: not written, {os.strerror(error.errno).lower()} (the previous version is kept); {fix}"
+            f"{target}: not written, {os.strerror(error.errno).lower()}{kept}; {fix}"
         ) from None
     finally:
         for tmp in temps:

@@ -36,7 +36,7 @@ from rich.progress import Progress
 from adbench.atomic import write_text_atomic
 from adbench.bootstrap import image_intervals, threshold_intervals
 from adbench.config import RunConfig, checked_params
-from adbench.data.cache import CategoryTensors, load_category, load_native_masks
+from adbench.data.cache import CategoryTensors, fingerprint, load_category, load_native_masks
 from adbench.data.layout import CategoryFiles
 from adbench.detector import CategorySpec, Detector, InputSpec, Scores, TrainingBudget
 from adbench.devices import device_name, precision, resolve_device, seed_everything
@@ -45,6 +45,7 @@ from adbench.evaluation import image_metrics, map_metrics, upsample_maps
 from adbench.external_maps import write_maps, write_submission
 from adbench.metrics.pixel import AUPIMO_FPR_RANGE
 from adbench.metrics.threshold import ThresholdResult
+from adbench.names import inside
 from adbench.registry import load_method
 from adbench.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
 from adbench.sensitivity import (
@@ -55,7 +56,15 @@ from adbench.sensitivity import (
     input_sensitivity,
     is_collapsed,
 )
-from adbench.timing import LATENCY_MEDIAN, Latency, MachineLoad, measure_latency, measured, timing_metrics
+from adbench.timing import (
+    LATENCY_MEDIAN,
+    Latency,
+    MachineLoad,
+    measure_latency,
+    measured,
+    pinned_threads,
+    timing_metrics,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 PIMO_FILE = "pimo.csv"  # per anomalous test image: its AUPIMO
@@ -83,6 +92,10 @@ class CellTask:
     files: CategoryFiles
     category: CategorySpec
     seed: int
+    data_fingerprint: str  # the category's files as the run checked them (adbench.data.cache.fingerprint)
+    # torch's thread count where the run is driven: the count every cell of the run computes at, whichever
+    # process runs it (run_cell says why).
+    threads: int
 
     @property
     def label(self) -> str:
@@ -112,13 +125,26 @@ def new_detector(
 
 
 def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
-    """Fit (or load), score, time and store one cell in its folder; the caller records the outcome."""
+    """Fit (or load), score, time and store one cell in its folder; the caller records the outcome.
+
+    The same numbers wherever the cell runs: torch splits its float reductions by its thread count, so
+    seeded training at 2 threads and at 1 drifts apart (cbigan's image AUROC 0.725 against 0.700 on
+    the tiny synthetic sand at the smoke budget), and a Dask worker's own count is 1 (its nanny sets
+    OMP_NUM_THREADS=1). Every cell therefore computes at the run's `task.threads`, and starts from its
+    seed whether it trains or loads (a detector that draws random numbers when scoring would otherwise
+    depend on the cells run before it in the same process).
+    """
+    with pinned_threads(task.threads):
+        seed_everything(task.seed)
+        return _run_seeded_cell(task, progress)
+
+
+def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
     config, category, label = task.config, task.category, task.label
     device = resolve_device(config.device)
     cell = cell_folder(task.method, task.files.name, task.seed)
     budget: TrainingBudget | None = None
     if config.eval_only_from is None:
-        seed_everything(task.seed)
         detector, budget = new_detector(load_method(task.method), task.category, config, device)
         checkpoint = cell / CHECKPOINT
     else:
@@ -126,6 +152,11 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         detector = load_method(task.method).load(source, device=device)
         checkpoint = Path(os.path.abspath(source))
 
+    if fingerprint(task.files) != task.data_fingerprint:  # what a run measures is the data it checked
+        raise AdbenchError(
+            f"{task.files.root / task.files.name}: files of {task.files.name} were added, replaced or edited "
+            "after the run checked the dataset; put them back as they were"
+        )
     decode_task = progress.add_task(
         f"decode {escape(task.files.name)}", total=len(task.files.all_paths()), status=""
     )
@@ -187,6 +218,7 @@ def run_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "steps": None if budget is None else detector.training_steps(budget, len(tensors.train)),
         "checkpoint": str(checkpoint),
         "device": device_name(device),
+        "torch_threads": task.threads,
         "amp": config.amp,
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
         "evaluate_seconds": round(evaluate_seconds, 3),
@@ -429,11 +461,12 @@ def upscaled_note(method: str, spec: InputSpec, tensors: CategoryTensors) -> str
 
 
 def clear_cell_folder(run_dir: Path, cell: Path) -> Path:
-    """`run_dir / cell`, emptied of an interrupted attempt's files; never through a symbolic link."""
+    """`run_dir / cell`, emptied of an interrupted attempt's files; never through a symbolic link, and
+    never anywhere but below the run's cells/ folder, whatever names made `cell` (adbench.names)."""
     for depth in range(1, len(cell.parts) + 1):
         if (run_dir / Path(*cell.parts[:depth])).is_symlink():
             raise link_error(run_dir / Path(*cell.parts[:depth]))
-    cell_dir = run_dir / cell
+    cell_dir = inside(run_dir / cell.parts[0], run_dir / cell)
     if cell_dir.exists():  # nothing in it was recorded as finished
         shutil.rmtree(cell_dir)
     cell_dir.mkdir(parents=True)

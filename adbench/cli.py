@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from adbench.atomic import user_fix
+from adbench.atomic import user_error
 from adbench.errors import AdbenchError
 
 if TYPE_CHECKING:
@@ -112,13 +112,15 @@ def _parse_seeds(value: str) -> tuple[int, ...]:
 
 
 def _parse_kinds(value: str | None) -> tuple[tuple[str, str], ...]:
-    pairs = []
+    pairs: dict[str, str] = {}
     for item in _split(value) or ():
         name, sep, kind = item.partition("=")
         if not sep:
             raise AdbenchError(f"--kinds {item}: expected category=texture or category=object")
-        pairs.append((name, kind))
-    return tuple(pairs)
+        if name in pairs:  # the last would win silently, and the first may be the one meant
+            raise AdbenchError(f"--kinds {value}: {name} is given twice; give each category one kind")
+        pairs[name] = kind
+    return tuple(pairs.items())
 
 
 def _format(value: float) -> str:
@@ -383,6 +385,8 @@ def _parse_sets(values: list[str] | None) -> dict[str, dict[str, object]] | None
     "text"), a bare word as text."""
     import tomllib
 
+    from adbench.files import parse_toml
+
     if not values:
         return None
     params: dict[str, dict[str, object]] = {}
@@ -392,9 +396,11 @@ def _parse_sets(values: list[str] | None) -> dict[str, dict[str, object]] | None
         if not sep or not dot or not method.strip() or not param.strip() or not raw.strip():
             raise AdbenchError(f"--set {item}: expected METHOD.PARAM=VALUE, e.g. --set cbigan.alpha=1e-4")
         try:
-            value = tomllib.loads(f"value = {raw.strip()}")["value"]
+            value = parse_toml(f"value = {raw.strip()}")["value"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
+        except ValueError as error:  # TOML that Python cannot hold (nesting, digits): no bare word either
+            raise AdbenchError(f"--set {target.strip()}: its value is {error}") from None
         params.setdefault(method.strip(), {})[param.strip()] = value
     return params
 
@@ -890,20 +896,32 @@ def data_synth(
     out_console.print(f"synthetic dataset (seed {seed}) written to {out}")
 
 
+def _refuse_undecodable(args: list[str]) -> None:
+    """AdbenchError for the first argument whose bytes are not UTF-8 (Python holds them as surrogate
+    escapes, which no UTF-8 terminal, manifest, report or parquet file can take), its bytes shown."""
+    for index, arg in enumerate(args):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            option = f"{args[index - 1]} " if index and args[index - 1].startswith("-") else ""
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise AdbenchError(
+                f"{option}{shown}: not valid UTF-8; adbench records the paths and names it is given in "
+                "UTF-8 files (manifests, reports), so rename it to UTF-8 (e.g. with convmv)"
+            ) from None
+
+
 def main() -> None:
     try:
+        _refuse_undecodable(sys.argv[1:])
         app()
     except AdbenchError as error:
         err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as error:
         # A full disk or a folder this user may not write is the user's to fix wherever it happened.
-        fix = user_fix(error)
-        if fix is None:
+        explained = user_error(error)
+        if explained is None:
             raise
-        err_console.print(
-            f"[red]error:[/] {escape(str(error.filename or 'a file'))}: {error.strerror}; {fix}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        err_console.print(f"[red]error:[/] {escape(str(explained))}", highlight=False, soft_wrap=True)
         sys.exit(2)

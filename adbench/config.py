@@ -8,9 +8,7 @@ and the command-line flags. `OPTION_KEYS` lists the keys of both the file and th
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tomllib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from adbench.data.formats import FORMAT_NAMES
+from adbench.data.layout import check_kind_overrides
 from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError, did_you_mean, unknown_name_message
-from adbench.files import read_json_file, read_text_file
+from adbench.files import parse_json, parse_toml, read_json_file, read_text_file
+from adbench.names import checked_name
 from adbench.params import checked_params as checked_params  # re-exported: the runner imports it from here
 from adbench.results import MANIFEST
 
@@ -33,7 +33,6 @@ PIXEL_RESOLUTIONS = ("native", "input")
 # More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
 MAX_SEEDS = 1000
 MAX_REPEATS = 1000  # single-image latency repeats: a median and a 95th percentile need no more
-MAX_NAME_BYTES = 255  # a file name's limit on every common filesystem
 # Scalar hyperparameter values a grid file may set (TOML/JSON scalars).
 ParamValue = bool | int | float | str
 
@@ -96,18 +95,8 @@ class RunConfig:
                 raise AdbenchError(
                     f"--{option} {str(text)!r}: contains a NUL byte, which no file name can hold"
                 )
-        if self.run_name is not None and len(self.run_name.encode()) > MAX_NAME_BYTES:
-            raise AdbenchError(
-                f"--name {self.run_name[:40]}...: {len(self.run_name.encode())} bytes; "
-                f"a folder name holds at most {MAX_NAME_BYTES}"
-            )
-        if self.run_name is not None and (
-            self.run_name in ("", ".", "..") or Path(self.run_name).name != self.run_name
-        ):
-            raise AdbenchError(
-                f"--name {self.run_name!r}: must be a plain folder name (no '/', not '.' or '..'); "
-                "the run folder is made under --out"
-            )
+        if self.run_name is not None:
+            checked_name(self.run_name, "run name", "--name")
         out_of_range = [seed for seed in self.seeds if not 0 <= seed < 2**32]
         if out_of_range:
             raise AdbenchError(f"--seeds {out_of_range[0]}: seeds must be integers from 0 to {2**32 - 1}")
@@ -121,9 +110,7 @@ class RunConfig:
             )
         if not 1 <= self.timing_repeats <= MAX_REPEATS:
             raise AdbenchError(f"--repeats {self.timing_repeats}: must be from 1 to {MAX_REPEATS:,}")
-        for category, kind in self.kinds:
-            if kind not in ("texture", "object"):
-                raise AdbenchError(f"--kinds {category}={kind}: the kind must be 'texture' or 'object'")
+        check_kind_overrides(dict(self.kinds))
         unused = set(self.method_params) - set(self.methods)
         if unused:
             raise AdbenchError(
@@ -145,8 +132,8 @@ class RunConfig:
             )
         cores = os.cpu_count() or 1
         if self.workers is not None and not 1 <= self.workers <= cores:
-            # Each worker is a process of one thread: more than the cores gains nothing and, from a
-            # file, could start thousands of processes.
+            # Each worker is a process running one cell at a time: more than the cores gains nothing
+            # and, from a file, could start thousands of processes.
             raise AdbenchError(f"--workers {self.workers}: must be from 1 to {cores}, this machine's cores")
 
     def to_manifest(self) -> dict[str, Any]:
@@ -212,6 +199,11 @@ class RunConfig:
         )
         try:
             stored = dict(manifest["config"])
+            # Checked as a grid file is: the keys only a manifest holds and unset (None) ones are not
+            # grid-file options.
+            check_options(
+                manifest_path, {k: v for k, v in stored.items() if k in OPTION_KEYS and v is not None}
+            )
             if rescoring:
                 stored |= {"executor": "sequential", "scheduler": None, "workers": None}
             elif scheduler is not None or stored.get("scheduler") is not None:
@@ -228,6 +220,10 @@ class RunConfig:
             return cls.from_options(stored)
         except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise AdbenchError(f"{manifest_path}: not an adbench run manifest ({error!r})") from None
+        except AdbenchError as error:  # a stored value the config refuses ("--seeds: ..."): say whose
+            if str(error).startswith(f"{manifest_path}:"):
+                raise
+            raise AdbenchError(f"{manifest_path}: {error}") from None
 
     @classmethod
     def for_eval_only(cls, source_run: Path, options: Mapping[str, Any]) -> RunConfig:
@@ -273,7 +269,11 @@ def _stored_dataset(manifest: Mapping[str, Any]) -> str | None:
     """Where a run's data is: the folder it recorded, or None (regenerate it) for the built-in synthetic
     dataset, which is byte-identical for its version, if that folder has since gone with the cache."""
     dataset = Path(manifest["dataset"])
-    if manifest["config"]["data"] is None and not dataset.is_dir() and dataset.name == DEFAULT_DATASET_NAME:
+    try:
+        present = dataset.is_dir()
+    except OSError as error:  # no path at all (too long): the ValueError the caller names the file for
+        raise ValueError(f"dataset {str(dataset)[:60]!r}: {error.strerror}") from None
+    if manifest["config"]["data"] is None and not present and dataset.name == DEFAULT_DATASET_NAME:
         return None
     return str(dataset)
 
@@ -339,8 +339,8 @@ def read_grid_file(path: Path) -> dict[str, Any]:
     """Options from a TOML grid file or a run's manifest.json, checked key by key."""
     text = read_text_file(path, "grid file", "pass --config a TOML grid file or a run's manifest.json")
     try:
-        loaded = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        loaded = parse_json(text) if path.suffix == ".json" else parse_toml(text)
+    except ValueError as error:
         raise AdbenchError(
             f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({error})"
         ) from None
@@ -355,13 +355,19 @@ def read_grid_file(path: Path) -> dict[str, Any]:
             if key not in _MANIFEST_ONLY and value is not None
         }
         loaded["all_categories"] = "categories" not in loaded
-    for key, value in loaded.items():
+    check_options(path, loaded)
+    return loaded
+
+
+def check_options(path: Path, options: Mapping[str, Any]) -> None:
+    """AdbenchError naming `path` for the first key of `options` that is no grid-file key, or whose value
+    has the wrong type."""
+    for key, value in options.items():
         if key not in OPTION_KEYS:
             raise AdbenchError(
-                f"{path}: unknown key {key!r}.{did_you_mean(key, list(OPTION_KEYS))} "
+                f"{path}: unknown key {key!r:.60}.{did_you_mean(key, list(OPTION_KEYS))} "
                 f"Valid keys: {', '.join(OPTION_KEYS)}"
             )
         check, expected = OPTION_KEYS[key]
         if not check(value):
-            raise AdbenchError(f"{path}: {key} = {value!r} has the wrong type; expected {expected}")
-    return loaded
+            raise AdbenchError(f"{path}: {key} = {value!r:.80} has the wrong type; expected {expected}")

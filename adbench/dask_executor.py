@@ -1,11 +1,13 @@
 """`adbench run --executor dask`: every cell is one task on a Dask distributed cluster.
 
-`--workers N` starts a local cluster of N worker processes (one thread each; Dask's nanny sets
-OMP_NUM_THREADS=1 in them, so N workers share the cores instead of fighting over them);
-`--scheduler tcp://HOST:PORT` uses a cluster that is already running. Workers need adbench and the
-methods installed, and must see the dataset, the data cache and the run folder at the same paths as the
-machine that runs `adbench run` (a shared filesystem): each cell writes its own folder, and only this
-process writes the results table and the manifest, as each cell finishes.
+`--workers N` starts a local cluster of N worker processes, each running one cell at a time;
+`--scheduler tcp://HOST:PORT` uses a cluster that is already running. A cell computes at the torch thread
+count of the process that runs `adbench run`, not at the worker's own (1 where Dask's nanny set
+OMP_NUM_THREADS=1), so that its numbers are the sequential run's exactly (adbench.cell.run_cell): N local
+workers run N times that many threads, and `OMP_NUM_THREADS=k adbench run` picks k.
+Workers need adbench and the methods installed, and must see the dataset, the data cache and the run
+folder at the same paths as the machine that runs `adbench run` (a shared filesystem): each cell writes
+its own folder, and only this process writes the results table and the manifest, as each cell finishes.
 With `--scheduler`, each worker resolves `--device` itself (`--device cuda` works from a login node
 without a GPU); the device each cell ran on is in its manifest entry.
 
@@ -82,6 +84,11 @@ def _client(config: RunConfig) -> Iterator[Client]:
         processes=True,
         dashboard_address=None,
         silence_logs=logging.ERROR,
+        # Workers whose cells run the run's thread count each share the cores. OpenMP threads that spin
+        # while they wait then hold a core another worker's threads need: on 2 cores shared with other
+        # work, 2 workers at 2 threads took 869 s for a grid that took 83 s with threads that sleep (46 s
+        # at 1 thread each).
+        env={"OMP_WAIT_POLICY": "PASSIVE"},
     )
     with cluster, Client(cluster) as client:
         yield client
@@ -112,7 +119,7 @@ def run_on_dask(
                 except KilledWorker as error:
                     raise AdbenchError(
                         f"{futures[future].label}: every Dask worker that ran this cell died ({error}); "
-                        "check the workers' memory and logs, then `adbench run --resume RUN`"
+                        "check the workers' memory and logs"
                     ) from None
                 except FutureCancelledError:
                     raise AdbenchError(f"{futures[future].label}: cancelled on the Dask cluster") from None

@@ -9,7 +9,13 @@ Conventions shared by every method:
   higher = more anomalous.
 - A detector is built from one frozen dataclass of hyperparameters (`Params`), chosen per category and
   budget by `default_params`; the harness stores it unchanged in the run manifest and the checkpoint.
-- `save`/`load` use safetensors: loading never executes code from the file.
+- `save`/`load` use safetensors: loading never executes code from the file. `load` builds the detector
+  from the checkpoint's params and takes the checkpoint's tensors only when they are the ones its
+  `state_tensors` hold, name for name, in the same shapes and dtypes; anything else is refused in one
+  line naming the tensor. A tensor in another dtype (a float16 or float64 copy of a float32 weight,
+  written or converted by another tool) is refused, not converted: `save` writes every tensor in its
+  network's dtype, a narrowing conversion would score another detector than the one trained, and a
+  widening one cannot be told apart from it by the file alone.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from adbench.atomic import write_atomic
 from adbench.errors import AdbenchError
+from adbench.files import parse_json
 from adbench.params import ParamsError, checked_fields
 
 InferenceKind = Literal["single-pass", "iterative"]
@@ -99,7 +106,8 @@ class Detector(abc.ABC):
     (a frozen dataclass), optionally `loss_labels` (the report's words for the losses `fit` reports), and
     implement the abstract methods. The constructor takes the params and a
     torch device and builds untrained networks; weights are initialised from torch's global RNG, which
-    the harness seeds before construction.
+    the harness seeds before construction. An untrained detector's `state_tensors` have the names, shapes
+    and dtypes of a trained one's (with the same params): `load` checks a checkpoint against them.
     """
 
     name: ClassVar[str]
@@ -215,8 +223,8 @@ class Detector(abc.ABC):
                 f"load it with {method!r} or retrain"
             )
         try:
-            stored = json.loads(metadata["params"])
-        except (KeyError, json.JSONDecodeError) as error:
+            stored = parse_json(metadata["params"])
+        except (KeyError, ValueError) as error:
             raise AdbenchError(
                 f"{path}: checkpoint without readable params ({error!r}); retrain this cell"
             ) from None
@@ -227,10 +235,44 @@ class Detector(abc.ABC):
             raise AdbenchError(f"{path}: checkpoint params {error}; retrain this cell") from None
         try:
             detector = cls(cls.Params(**fields), device=device)
+            _check_tensors(path, cls.name, detector.state_tensors(), tensors)
             detector.load_state_tensors(tensors)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AdbenchError(
-                f"{path}: checkpoint does not match {cls.name}'s current parameters or networks ({error}); "
+                f"{path}: checkpoint does not match {cls.name}'s current parameters or networks ({why}); "
                 "retrain this cell"
             ) from None
         return detector
+
+
+def _check_tensors(
+    path: Path, method: str, expected: Mapping[str, torch.Tensor], stored: Mapping[str, torch.Tensor]
+) -> None:
+    """AdbenchError naming the first tensor of the checkpoint at `path` that is not one of `expected`
+    (what `method`'s networks, built from the checkpoint's params, hold) in name, shape and dtype."""
+
+    def mismatch(detail: str, cause: str) -> AdbenchError:
+        return AdbenchError(
+            f"{path}: checkpoint does not match {method}'s current parameters or networks ({detail}); "
+            f"{cause}; retrain this cell"
+        )
+
+    changed = f"it was saved by another version of {method}, or its params or tensors were changed since"
+    missing, unknown = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+    if missing:
+        raise mismatch(f"no tensor {missing[0]!r}, which they hold", changed)
+    if unknown:
+        raise mismatch(f"tensor {unknown[0]!r:.80}, which they lack", changed)
+    for name, tensor in stored.items():
+        shape, wanted = list(tensor.shape), list(expected[name].shape)
+        if shape != wanted:
+            raise mismatch(
+                f"tensor {name!r:.80} has shape {shape}, the networks built from its params {wanted}", changed
+            )
+        if tensor.dtype != expected[name].dtype:
+            raise mismatch(
+                f"tensor {name!r:.80} is {tensor.dtype}, the networks' {expected[name].dtype}",
+                "adbench saves every tensor in its network's dtype and converts none, so another tool wrote "
+                "or converted this one",
+            )

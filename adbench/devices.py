@@ -16,7 +16,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# The device types adbench runs on; torch knows more (meta, xpu, hpu, mkldnn, ...), on which the methods
+# cannot train (a meta tensor holds no data) or which this build of torch cannot use.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def parse_device(name: str) -> torch.device:
+    """`name` as a torch device of one of DEVICE_TYPES, checked before torch sees it (torch warns about
+    some names it knows)."""
+    if name.partition(":")[0] not in DEVICE_TYPES:
+        raise AdbenchError(
+            f"--device {name}: not a device adbench runs on; use auto, cpu, cuda, cuda:N or mps"
+        )
     try:
         return torch.device(name)
     except RuntimeError as error:

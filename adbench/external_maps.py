@@ -35,7 +35,11 @@ def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
     otherwise. The size in the file's header is checked before any pixel is read, so a header that
     claims 10^12 pixels allocates nothing."""
     try:
-        array = _read_npy(path, shape) if path.suffix == ".npy" else _read_image(path, shape)
+        with warnings.catch_warnings():
+            # Pillow warns of damage it reads past (corrupt EXIF data): one more line on the terminal,
+            # about a file whose pixels are checked right here.
+            warnings.simplefilter("ignore", UserWarning)
+            array = _read_npy(path, shape) if path.suffix == ".npy" else _read_image(path, shape)
     except DECODE_ERRORS as error:
         raise AdbenchError(f"{path}: unreadable anomaly map ({error})") from None
     array = array.astype(np.float32, copy=False).reshape(shape)
@@ -64,6 +68,16 @@ def _read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = Image.open(path)
     with image:
+        if image.mode in ("P", "PA"):
+            raise AdbenchError(
+                f"{path}: a palette image, whose pixels are colour indices, not scores; write the map as "
+                "one float32 channel"
+            )
+        # Only the first page would be read: the map meant may be any of them.
+        if getattr(image, "is_animated", False):
+            raise AdbenchError(
+                f"{path}: a file of several pages (images); write each map to a file of its own"
+            )
         _check_shape(path, (image.height, image.width, len(image.getbands())), shape)
         return np.asarray(image)
 

@@ -10,7 +10,13 @@ hold for third-party Params that name their fields as the built-in ones do:
   width, _count) are at least 1, and those that shape a network (the same but batch sizes, strides,
   steps and counts) at most `MAX_EXTENT`: a file lying about one of them cannot make the constructor
   allocate hundreds of GiB (several at once still can: a method bounds such combinations itself);
-- `channels`, the input's, is 1 or 3 (the harness's `InputSpec`).
+- `channels`, the input's, is 1 or 3 (the harness's `InputSpec`);
+- angles in degrees (`*_deg`) lie in [-360, 360]; shifts (`*shift`), fractions of the image side, in
+  [0, 1].
+
+Fields are also checked against each other (`ordering_problem`), by name as well: `min_X` is at most
+`max_X`, `patch_size` at most `image_size` (a patch is cut from the image) and `patch_stride` at most
+`patch_size` (a wider stride leaves pixels that no patch covers).
 
 A method's constructor may still refuse a combination (a side that is not a multiple of 16, ...).
 """
@@ -31,6 +37,12 @@ from adbench.errors import AdbenchError, did_you_mean
 MAX_EXTENT = 4096
 _POSITIVE_SUFFIXES = ("size", "_dim", "stride", "channels", "steps", "layers", "width", "_count")
 _EXTENT_SUFFIXES = ("size", "_dim", "channels", "layers", "width")
+# (smaller, larger, why) by field name, each pair checked where a Params has both; every `min_X` is also
+# at most its `max_X`.
+_ORDERED_FIELDS = (
+    ("patch_size", "image_size", "a patch is cut from the image"),
+    ("patch_stride", "patch_size", "a wider stride leaves pixels that no patch covers"),
+)
 
 
 class ParamsError(ValueError):
@@ -53,7 +65,10 @@ def checked_params(method: str, defaults: Any, overrides: Mapping[str, Any]) -> 
             raise AdbenchError(f"params.{method}.{key} = {value!r}: {problem}{like}")
         if problem := range_problem(key, coerced(hints[key], value)):
             raise AdbenchError(f"params.{method}.{key} = {value!r}: {problem}")
-    return dataclasses.replace(defaults, **{key: coerced(hints[key], v) for key, v in overrides.items()})
+    params = dataclasses.replace(defaults, **{key: coerced(hints[key], v) for key, v in overrides.items()})
+    if problem := ordering_problem({name: getattr(params, name) for name in hints}):
+        raise AdbenchError(f"params.{method}: {problem}")
+    return params
 
 
 def checked_fields(params_class: type, values: Any) -> dict[str, Any]:
@@ -77,7 +92,10 @@ def checked_fields(params_class: type, values: Any) -> dict[str, Any]:
         problem = type_problem(hints[key], value) or range_problem(key, coerced(hints[key], value))
         if problem:
             raise ParamsError(f"{key} = {value!r}: {problem}")
-    return {key: coerced(hints[key], value) for key, value in values.items()}
+    fields = {key: coerced(hints[key], value) for key, value in values.items()}
+    if problem := ordering_problem(fields):
+        raise ParamsError(problem)
+    return fields
 
 
 def _required(field: dataclasses.Field[Any]) -> bool:
@@ -144,7 +162,28 @@ def _float_problem(name: str, value: float) -> str | None:
         return "must be in [0, 1) (an Adam beta)"
     if name.endswith("decay") and not 0 <= value <= 1:
         return "must be in [0, 1] (a decay)"
+    if name.endswith("_deg") and not -360 <= value <= 360:
+        return "must be in [-360, 360] (an angle in degrees)"
+    if name.endswith("shift") and not 0 <= value <= 1:
+        return "must be in [0, 1] (a shift, as a share of the image side)"
     return None
+
+
+def ordering_problem(values: Mapping[str, Any]) -> str | None:
+    """The first pair of `values` (fields by name) out of order by the rules above; None when every pair
+    is in order, or lacks a field, or holds something other than numbers."""
+    ranges = [
+        (name, f"max_{name[4:]}", "the low end of a range") for name in values if name.startswith("min_")
+    ]
+    for smaller, larger, why in [*ranges, *_ORDERED_FIELDS]:
+        low, high = values.get(smaller), values.get(larger)
+        if _is_number(low) and _is_number(high) and low > high:
+            return f"{smaller} = {low!r} must be at most {larger} = {high!r} ({why})"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _int_problem(name: str, value: int) -> str | None:

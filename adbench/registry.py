@@ -10,6 +10,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from adbench.detector import Detector
 from adbench.errors import AdbenchError, unknown_name_message
+from adbench.names import checked_name
 
 ENTRY_POINT_GROUP = "adbench.methods"
 
@@ -35,6 +36,7 @@ def load_method(name: str) -> type[Detector]:
             )
         raise AdbenchError(unknown_name_message("method", name, list(available)))
     entry = available[name]
+    checked_name(name, "method", f"entry point {entry.value} in group {ENTRY_POINT_GROUP}")  # cells/<method>/
     try:
         loaded = entry.load()
     except Exception as error:  # a plugin's import error is the plugin's problem, reported in one line

@@ -18,6 +18,7 @@ import pandas as pd
 
 from adbench.atomic import write_atomic_together
 from adbench.errors import AdbenchError
+from adbench.names import checked_name
 
 # The table's columns, declared once; reports and the regression gate read exactly these.
 COLUMNS: dict[str, str] = {
@@ -72,11 +73,15 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     if missing:
         raise AdbenchError(f"{path}: missing columns {sorted(missing)}; it was changed outside adbench")
     try:
-        return frame.astype(COLUMNS)
+        frame = frame.astype(COLUMNS)
     except (ValueError, TypeError) as error:  # a hand edit can leave e.g. text in the seed column
         raise AdbenchError(
             f"{path}: a column holds values of the wrong type ({error}); it was changed outside adbench"
         ) from None
+    for column in ("method", "category"):  # both name files the report writes (samples figures, cells)
+        for name in frame[column].unique():
+            checked_name(str(name), column, f"{path}: column {column}")
+    return frame
 
 
 def git_commit() -> str | None:

@@ -26,7 +26,8 @@ LOCK_FILE = ".lock"
 _HOLDER_OFFSET = 1
 
 
-def _try_lock(descriptor: int) -> bool:
+def try_lock(descriptor: int) -> bool:
+    """Take the exclusive lock of an open file without waiting; False when another process holds it."""
     if sys.platform == "win32":
         import msvcrt
 
@@ -81,7 +82,7 @@ def _acquire(run_dir: Path, lock: Path) -> int:
             if what is None:
                 raise
             raise AdbenchError(f"{lock}: {what}, not adbench's lock file; remove it") from None
-        if not _try_lock(descriptor):
+        if not try_lock(descriptor):
             os.close(descriptor)
             raise AdbenchError(
                 f"{run_dir}: in use by {_holder(lock)} (lock file {lock.name}); "

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from adbench.atomic import make_folder, write_json_atomic
+from adbench.atomic import make_folder, user_error, write_json_atomic
 from adbench.cell import (
     CHECKPOINT,
     CellOutcome,
@@ -47,7 +48,7 @@ from adbench.cell import (
 )
 from adbench.config import RunConfig, checked_params
 from adbench.dask_executor import require_dask, run_on_dask
-from adbench.data.cache import cache_root, describe, load_category, load_native_masks
+from adbench.data.cache import cache_root, describe, fingerprint, load_category, load_native_masks
 from adbench.data.formats import DatasetFormat, read_dataset
 from adbench.data.layout import CategoryFiles
 from adbench.data.synth import default_dataset
@@ -55,6 +56,7 @@ from adbench.detector import CategorySpec, Detector, InputSpec
 from adbench.devices import parse_device, resolve_device
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
+from adbench.names import checked_name
 from adbench.progress import stage_progress
 from adbench.registry import load_method
 from adbench.results import (
@@ -184,6 +186,7 @@ class _Grid:
                 held.enter_context(run_lock(self.run_dir))
                 self._read_stored()
             pending = self._pending()
+            fingerprints = {name: fingerprint(files) for name, files in self.files.items()}
             self._check_data(pending)
             if self.resume:
                 self._reopen()
@@ -196,7 +199,16 @@ class _Grid:
                 held.enter_context(run_lock(self.run_dir))
                 write_json_atomic(self.run_dir / MANIFEST, self.manifest)
             tasks = [
-                CellTask(self.config, self.run_dir, c.method.name, c.files, c.category, c.seed)
+                CellTask(
+                    self.config,
+                    self.run_dir,
+                    c.method.name,
+                    c.files,
+                    c.category,
+                    c.seed,
+                    data_fingerprint=fingerprints[c.files.name],
+                    threads=torch.get_num_threads(),
+                )
                 for c in pending
             ]
             return self._run(tasks)
@@ -300,7 +312,10 @@ class _Grid:
                         self.record(run_cell(task, progress))
                         progress.advance(grid)
                     progress.remove_task(grid)
-        except BaseException as error:
+        except BaseException as raised:
+            # A full disk or a folder turned read-only is the user's to fix, and gets the same advice.
+            explained = user_error(raised) if isinstance(raised, OSError) else None
+            error = explained or raised
             # Finished cells are already on disk; say in the manifest why the rest is missing.
             if isinstance(error, KeyboardInterrupt):
                 status = "interrupted"
@@ -310,12 +325,21 @@ class _Grid:
                 status = f"failed: {type(error).__name__}: {error}"
             if status.startswith("failed") and not self.resume and not self._worth_keeping():
                 shutil.rmtree(self.run_dir)  # nothing in it; keeping it would only block its --name
+                if isinstance(error, AdbenchError):
+                    raise AdbenchError(
+                        f"{error} (no cell had finished, so the run folder is removed)"
+                    ) from None
                 raise
             # On a full disk this write fails too; the user must see the first error, not this one.
             with contextlib.suppress(AdbenchError):
                 self._finish(status)
             if isinstance(error, KeyboardInterrupt):
                 raise RunInterrupted(self.run_dir, error) from None
+            if isinstance(error, AdbenchError):
+                raise AdbenchError(
+                    f"{error} (what finished is kept: `adbench run --resume "
+                    f"{shlex.quote(str(self.run_dir))}` goes on from it)"
+                ) from None
             raise
         self._finish("finished")
         return RunOutcome(self.run_dir, self._table(), self.manifest)
@@ -375,6 +399,8 @@ def _stored_cells(manifest: Any, path: Path) -> list[dict[str, Any]]:
                 f"{path}: cell {index} does not name a method, a category and a seed from 0 to 2^32-1 "
                 f"({json.dumps(cell)[:120]}); it was changed outside adbench"
             )
+        for what in ("method", "category"):  # each names a folder of the cell's path
+            checked_name(cell[what], what, f"{path}: cell {index}")
     return cells
 
 

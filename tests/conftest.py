@@ -8,6 +8,7 @@ gate.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +23,11 @@ SAME_KERNELS = {
 for _variable, _value in SAME_KERNELS.items():
     os.environ.setdefault(_variable, _value)
 
+import torch  # noqa: E402
+
 from adbench.data.synth import SynthSize, generate  # noqa: E402
+from adbench.detector import CategorySpec  # noqa: E402
+from adbench_methods.autoencoder.detector import L2Autoencoder  # noqa: E402
 
 # Small enough that decoding and smoke training take seconds, large enough for every defect type.
 TINY = SynthSize(image_size=64, train_good=12, test_good=8, test_per_defect=5)
@@ -60,3 +65,12 @@ def one_cell_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return out / "one"
+
+
+@pytest.fixture(scope="session")
+def genuine_checkpoint() -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """An untrained l2ae's tensors and params, to be saved again the ways a checkpoint file might lie."""
+    torch.manual_seed(0)
+    detector = L2Autoencoder(L2Autoencoder.default_params(CategorySpec("pin", "object", 1), "smoke"))
+    tensors = {key: value.contiguous() for key, value in detector.state_tensors().items()}
+    return tensors, dataclasses.asdict(detector.params)

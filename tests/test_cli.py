@@ -140,9 +140,12 @@ def test_existing_run_is_never_overwritten(tiny_run, tiny_root):
         (["--methods", "l2ae", "--all-categories", "--seeds", "0,1,0"], "--seeds: 0 listed more than once"),
         (
             ["--methods", "l2ae", "--all-categories", "--name", "../elsewhere"],
-            "--name '../elsewhere': must be a plain",
+            "--name: run name '../elsewhere' cannot be a file or folder name (it holds a path separator)",
         ),
-        (["--methods", "l2ae", "--all-categories", "--name", ""], "--name '': must be a plain folder name"),
+        (
+            ["--methods", "l2ae", "--all-categories", "--name", ""],
+            "--name: run name '' cannot be a file or folder name (it is empty)",
+        ),
         (["--methods", "l2ae", "--all-categories", "--device", "cuda:x"], "--device cuda:x: Invalid device"),
     ],
 )

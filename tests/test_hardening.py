@@ -377,7 +377,7 @@ def test_a_nul_byte_in_a_grid_files_name_is_one_line(tiny_root, tmp_path):
     [
         (("--repeats", "1000000000"), "--repeats 1000000000: must be from 1 to 1,000"),
         (("--executor", "dask", "--workers", "100000"), "--workers 100000: must be from 1 to"),
-        (("--name", "n" * 256), "256 bytes; a folder name holds at most 255"),
+        (("--name", "n" * 256), "it is 256 bytes long, more than a file name holds (255)"),
     ],
 )
 def test_unbounded_counts_and_names_are_refused(tiny_root, tmp_path, flags, message):

@@ -101,15 +101,6 @@ def test_16_bit_0_1_masks_give_the_metrics_of_8_bit_0_255_ones(tiny_root, datase
 # --- checkpoints: params checked before the detector is built ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def genuine_checkpoint() -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-    """An untrained l2ae's tensors and params, to be saved again with params a file might lie about."""
-    torch.manual_seed(0)
-    detector = L2Autoencoder(L2Autoencoder.default_params(CategorySpec("pin", "object", 1), "smoke"))
-    tensors = {key: value.contiguous() for key, value in detector.state_tensors().items()}
-    return tensors, dataclasses.asdict(detector.params)
-
-
 def _checkpoint(path: Path, genuine, **changes: object) -> Path:
     tensors, params = genuine
     save_file(tensors, str(path), metadata={"method": "l2ae", "params": json.dumps(params | changes)})

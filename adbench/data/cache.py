@@ -3,7 +3,9 @@
 The first use of a category at a given input size decodes every PNG once, checks it (readable, mask
 the size of its image) and stores uint8 arrays; later runs load those arrays and open no image file.
 The dataset's content is fingerprinted from each file's relative path, size and modification time, so
-editing or replacing an image invalidates the entry without reading any image.
+editing or replacing an image invalidates the entry without reading any image. A damaged entry (a file
+truncated or edited by hand) is rebuilt from the images; a file of the dataset that disappears while a
+run goes on is named in one line.
 
 Cache location: `$ADBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/adbench`, else `~/.cache/adbench`.
 """
@@ -16,27 +18,32 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from adbench.atomic import staging_folder, write_text_atomic
-from adbench.data.layout import CategoryFiles, DefectsConfig, TestImage
+from adbench.data.layout import CategoryFiles, DefectsConfig, Saturation, TestImage
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.metrics.pixel import Regions, label_regions
 from adbench.metrics.spro import Defects, saturation_area
+from adbench.names import inside
 
 # Bump when the stored arrays' meaning changes (resampling filter, layout, what a mask pixel means), so
 # stale entries are ignored.
 CACHE_FORMAT = 5
-_GRAY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "1", "F"}
+FLOAT_MODE = "F"  # Pillow's 32-bit float grayscale (float TIFFs)
+_GRAY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "1", FLOAT_MODE}
 # Upscaling an image of less than this share of the input side invents nearly all of its pixels.
 _SMALLEST_SHARE_OF_INPUT = 1 / 8
+T = TypeVar("T")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -85,7 +92,13 @@ def fingerprint(files: CategoryFiles) -> str:
     """Hash of every file's relative path, size and mtime, in split order (so the split is part of it)."""
     digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
     for path in files.fingerprinted_paths():
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise AdbenchError(
+                f"{path}: {(error.strerror or 'unreadable').lower()}; the dataset changed after adbench "
+                "checked it: put the file back"
+            ) from None
         digest.update(f"{path.relative_to(files.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
@@ -96,10 +109,9 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
     It is colour when most training images are; a grayscale category holding a colour image is refused,
     naming it, since converting it would hide which file is odd (and the colour it may show a defect by).
     """
-    entry = cache_root() / "categories" / f"{files.name}-{fingerprint(files)}.json"
-    if entry.is_file():
-        channels = json.loads(entry.read_text())["channels"]
-    else:
+    entry = _entry("categories", files.name, f"{fingerprint(files)}.json")
+    channels = _remembered_channels(entry)
+    if channels is None:
         images = files.image_paths()
         modes = {path: _header(path)[0] for path in images}
         gray = {path: mode in _GRAY_MODES for path, mode in modes.items()}
@@ -115,6 +127,49 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
     return CategorySpec(files.name, files.kind, channels)
 
 
+def _remembered_channels(entry: Path) -> int | None:
+    """The channels a category entry holds; None where there is none, or it is damaged (then redone)."""
+    try:
+        channels = json.loads(entry.read_text())["channels"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return channels if channels in (1, 3) else None
+
+
+def _entry(kind: str, name: str, key: str) -> Path:
+    """The cache entry `kind/<name>-<key>`: the one place entries are named, refused unless it lies
+    inside the cache (adbench.names)."""
+    root = cache_root()
+    return inside(root, root / kind / f"{name}-{key}")
+
+
+# What reading a damaged entry raises: a truncated or edited npz (BadZipFile, EOFError, ValueError), JSON
+# that is not (ValueError), an entry missing a file or an array (OSError, KeyError).
+_DAMAGED_ENTRY = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _from_entry(
+    entry: Path, build: Callable[[], None], read: Callable[[dict[str, Any], Mapping[str, np.ndarray]], T]
+) -> T:
+    """`read(index, arrays)` of the entry, built first where it is missing; a damaged entry is removed
+    and built again once (a second failure is a bug in writing entries, and keeps its traceback)."""
+    if not (entry / "index.json").is_file():
+        shutil.rmtree(entry, ignore_errors=True)  # a folder without its index was never finished
+        build()
+    try:
+        return _read_entry(entry, read)
+    except _DAMAGED_ENTRY:
+        shutil.rmtree(entry, ignore_errors=True)
+        build()
+    return _read_entry(entry, read)
+
+
+def _read_entry(entry: Path, read: Callable[[dict[str, Any], Mapping[str, np.ndarray]], T]) -> T:
+    index = json.loads((entry / "index.json").read_text())
+    with np.load(entry / "arrays.npz", allow_pickle=False) as arrays:
+        return read(index, arrays)
+
+
 def load_category(
     files: CategoryFiles,
     category: CategorySpec,
@@ -123,31 +178,27 @@ def load_category(
 ) -> CategoryTensors:
     """The category's tensors at `spec`, from the cache or decoded now (calling `on_image` per file)."""
     key = hashlib.sha256(f"{fingerprint(files)}|{spec.image_size}|{spec.channels}".encode()).hexdigest()[:24]
-    entry = cache_root() / "tensors" / f"{files.name}-{key}"
-    if not (entry / "index.json").is_file():
-        _build(files, spec, entry, on_image)
-    index = json.loads((entry / "index.json").read_text())
-    with np.load(entry / "arrays.npz") as arrays:
+    entry = _entry("tensors", files.name, key)
+
+    def read(index: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> CategoryTensors:
         tensors = {name: torch.from_numpy(arrays[name]) for name in ("train", "validation", "test", "masks")}
-        labels = arrays["labels"]
-        regions = _regions_from(arrays)
-        defects = _defects_from(arrays, files)
-        unlabeled = torch.from_numpy(arrays["unlabeled"]) if files.unlabeled else None
-    return CategoryTensors(
-        category=category,
-        input_spec=spec,
-        train=tensors["train"],
-        validation=tensors["validation"],
-        test=tensors["test"],
-        test_masks=tensors["masks"],
-        test_labels=labels,
-        test_defects=tuple(index["defects"]),
-        test_names=tuple(index["names"]),
-        regions=regions,
-        upscaled=tuple(index["upscaled"]),
-        defects=defects,
-        unlabeled=unlabeled,
-    )
+        return CategoryTensors(
+            category=category,
+            input_spec=spec,
+            train=tensors["train"],
+            validation=tensors["validation"],
+            test=tensors["test"],
+            test_masks=tensors["masks"],
+            test_labels=arrays["labels"],
+            test_defects=tuple(index["defects"]),
+            test_names=tuple(index["names"]),
+            regions=_regions_from(arrays),
+            upscaled=tuple(index["upscaled"]),
+            defects=_defects_from(arrays, files),
+            unlabeled=torch.from_numpy(arrays["unlabeled"]) if files.unlabeled else None,
+        )
+
+    return _from_entry(entry, lambda: _build(files, spec, entry, on_image), read)
 
 
 @dataclass(frozen=True)
@@ -168,8 +219,9 @@ class NativeMasks:
 
 def load_native_masks(files: CategoryFiles) -> NativeMasks:
     """Masks at full resolution (zeros for defect-free images), checked and labelled once, then cached."""
-    entry = cache_root() / "masks" / f"{files.name}-{fingerprint(files)}"
-    if not (entry / "index.json").is_file():
+    entry = _entry("masks", files.name, fingerprint(files))
+
+    def build() -> None:
         sizes = {item.path: _header(item.path)[1] for item in files.test}
         if len(set(sizes.values())) > 1:
             first = files.test[0].path
@@ -183,8 +235,8 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
         masks, defects = _decode_masks(files, {item.path: (width, height) for item in files.test}, None)
         arrays = {"masks": masks, **_region_arrays(masks), **_labels(files), **defects}
         _store(entry, arrays, _index(files))
-    index = json.loads((entry / "index.json").read_text())
-    with np.load(entry / "arrays.npz") as arrays:
+
+    def read(index: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> NativeMasks:
         return NativeMasks(
             arrays["masks"],
             _regions_from(arrays),
@@ -192,6 +244,8 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
             tuple(index["names"]),
             _defects_from(arrays, files),
         )
+
+    return _from_entry(entry, build, read)
 
 
 def _region_arrays(masks: np.ndarray) -> dict[str, np.ndarray]:
@@ -251,7 +305,7 @@ def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callabl
         for i, path in enumerate(paths):
             image = _open(path)
             original_sizes[path] = image.size
-            out[i] = _resize(image, spec).transpose(2, 0, 1)
+            out[i] = _resize(image, spec, path).transpose(2, 0, 1)
             if on_image:
                 on_image()
         return out
@@ -320,12 +374,15 @@ def mask_size_error(
     )
 
 
-def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
-    """Convert any mode to L or RGB; 16-bit and float grayscale are scaled, not clipped, to 8 bits."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+def _to_uint8(image: Image.Image, channels: int, path: Path) -> Image.Image:
+    """Convert any mode to L or RGB; 16-bit, 32-bit and float grayscale are scaled, not clipped, to 8 bits
+    (float from [0, 1], `float_pixels`); AdbenchError naming `path` for a float image outside [0, 1]."""
+    if image.mode == FLOAT_MODE:
+        image = Image.fromarray(np.round(float_pixels(image, path) * 255.0).astype(np.uint8))
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
         values = np.asarray(image, dtype=np.float64)
         # A 16-bit mode states its range; guessing it from the pixels would brighten a dark image 257x,
-        # and differently from its brighter neighbours. Only I and F carry no range, so guess there.
+        # and differently from its brighter neighbours. Only I carries no range, so guess there.
         sixteen_bit = image.mode.startswith("I;16") or values.max(initial=0) > 255
         top = 65535.0 if sixteen_bit else 255.0
         image = Image.fromarray(np.clip(np.round(values * 255.0 / top), 0, 255).astype(np.uint8))
@@ -334,8 +391,29 @@ def _to_uint8(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def _resize(image: Image.Image, spec: InputSpec) -> np.ndarray:
-    image = _to_uint8(image, spec.channels)
+def float_pixels(image: Image.Image, path: Path) -> np.ndarray:
+    """A float image's pixels in [0, 1], the range float images are read in (as Pillow, scikit-image
+    and torchvision write them); AdbenchError naming `path` for values outside it. No range is guessed
+    from the pixels: a float image in [0, 255] and a dark one in [0, 1] cannot be told apart."""
+    values = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise AdbenchError(f"{path}: float image with NaN or infinite pixels; replace it")
+    low, high = values.min(initial=0.0), values.max(initial=0.0)
+    if low < 0 or high > 1:
+        raise AdbenchError(
+            f"{path}: float image with pixels from {low:g} to {high:g}; float images are read as 0 "
+            "(black) to 1 (white): scale it to [0, 1], or save it as an 8- or 16-bit image"
+        )
+    return values
+
+
+def check_float_image(path: Path) -> None:
+    """What a run checks of a float image's pixels (`float_pixels`), for `adbench data info`."""
+    float_pixels(_open(path), path)
+
+
+def _resize(image: Image.Image, spec: InputSpec, path: Path) -> np.ndarray:
+    image = _to_uint8(image, spec.channels, path)
     if image.size != (spec.image_size, spec.image_size):
         image = image.resize((spec.image_size, spec.image_size), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
@@ -399,6 +477,18 @@ def _saturation(
 ) -> float:
     """The defect's saturation area in pixels at the size its mask was decoded to (`native_pixels`: its
     image's own pixel count, the scale of an absolute threshold)."""
+    known = listed_defect(config, mask_path, value)
+    area = int(np.count_nonzero(binary))
+    if area == 0 and size is None:
+        raise AdbenchError(f"{mask_path}: marks no pixel of {item.path.name}; remove the empty mask file")
+    # A defect too small to survive resizing to the input size stays counted: it cannot be found there.
+    scale = binary.size / native_pixels
+    return saturation_area(area, known.threshold, known.relative, scale)
+
+
+def listed_defect(config: DefectsConfig, mask_path: Path, value: int) -> Saturation:
+    """The defect `config` lists for a mask's pixel `value`; AdbenchError naming the mask when it lists
+    none."""
     known = config.by_pixel_value.get(value)
     if known is None:
         listed = ", ".join(str(v) for v in sorted(config.by_pixel_value))
@@ -406,12 +496,22 @@ def _saturation(
             f"{mask_path}: its defect pixels are {value}, which {config.path.name} does not list "
             f"(it lists {listed}); add the defect to {config.path}"
         )
-    area = int(np.count_nonzero(binary))
-    if area == 0 and size is None:
-        raise AdbenchError(f"{mask_path}: marks no pixel of {item.path.name}; remove the empty mask file")
-    # A defect too small to survive resizing to the input size stays counted: it cannot be found there.
-    scale = binary.size / native_pixels
-    return saturation_area(area, known.threshold, known.relative, scale)
+    return known
+
+
+def check_listed_defect(config: DefectsConfig, mask_path: Path) -> None:
+    """What a run checks of a mask against its defects config (`listed_defect`), for `adbench data info`."""
+    mask = _open(mask_path)
+    listed_defect(config, mask_path, _defect_value(mask, _defect_pixels(mask)))
+
+
+def _defect_value(mask: Image.Image, defect: np.ndarray) -> int:
+    """The value most of the mask's `defect` pixels hold (MVTec LOCO's defect id); 0 for a colour mask
+    or one that marks no pixel."""
+    if mask.mode not in _GRAY_MODES or not defect.any():
+        return 0
+    values, counts = np.unique(np.asarray(mask)[defect], return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 def _decode_mask(
@@ -423,10 +523,7 @@ def _decode_mask(
     if mask.size != image_size:
         raise mask_size_error(mask_path, mask.size, image_path, image_size)
     defect = _defect_pixels(mask)
-    value = 0
-    if mask.mode in _GRAY_MODES and defect.any():
-        values, counts = np.unique(np.asarray(mask)[defect], return_counts=True)
-        value = int(values[np.argmax(counts)])
+    value = _defect_value(mask, defect)
     binary = Image.fromarray(defect.astype(np.uint8))
     if size is not None:
         binary = binary.resize((size, size), Image.Resampling.NEAREST)

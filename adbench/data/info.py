@@ -2,7 +2,10 @@
 
 Every image and mask is opened and verified (Pillow's `verify`: the file's structure and checksums, no
 pixel decoding), so an unreadable or truncated file, a mask of another size than its image and a split
-file naming a missing image each stop it with one line naming the file, as they would stop a run.
+file naming a missing image each stop it with one line naming the file, as they would stop a run. The
+problems only pixels show are checked by the run's own helpers, decoding just the files that can have
+them: a float image outside [0, 1] and a MVTec LOCO mask whose pixel value its defects config does not
+list.
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from typing import Any
 
 from PIL import Image
 
-from adbench.data.cache import DECODE_ERRORS, describe, mask_size_error, unreadable_image
+from adbench.data.cache import (
+    DECODE_ERRORS,
+    FLOAT_MODE,
+    check_float_image,
+    check_listed_defect,
+    describe,
+    mask_size_error,
+    unreadable_image,
+)
 from adbench.data.formats import read_dataset
 from adbench.data.layout import CategoryFiles
 
@@ -86,28 +97,34 @@ def dataset_info(
 
 
 def _checked_sizes(files: CategoryFiles, on_file: Callable[[], None] | None) -> dict[Path, tuple[int, int]]:
-    """Every image's (width, height), each file verified; masks checked against their image's size."""
+    """Every image's (width, height), each file verified; masks checked against their image's size and
+    its defects config."""
     images = files.image_paths()
     sizes = {}
     for path in images:
-        sizes[path] = _verified_size(path)
+        mode, sizes[path] = _verified_header(path)
+        if mode == FLOAT_MODE:
+            check_float_image(path)
         if on_file:
             on_file()
     for item in files.test:
         for mask in item.masks:
-            size = _verified_size(mask)
+            size = _verified_header(mask)[1]
             if size != sizes[item.path]:
                 raise mask_size_error(mask, size, item.path, sizes[item.path])
+            if files.defects_config is not None:
+                check_listed_defect(files.defects_config, mask)
             if on_file:
                 on_file()
     return sizes
 
 
-def _verified_size(path: Path) -> tuple[int, int]:
+def _verified_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """The file's mode and (width, height), its structure verified."""
     try:
         with Image.open(path) as image:
-            size = image.size
+            mode, size = image.mode, image.size
             image.verify()
     except DECODE_ERRORS as error:
         raise unreadable_image(path, error) from None
-    return size
+    return mode, size

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError, unknown_name_message
-from adbench.files import read_text_file
+from adbench.files import parse_toml, read_text_file
+from adbench.names import checked_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
@@ -88,6 +88,41 @@ class CategoryFiles:
         return self.all_paths() + ([self.defects_config.path] if self.defects_config else [])
 
 
+def check_names(files: CategoryFiles) -> None:
+    """The test images' defect types and every file's name are each one plain component (adbench.names):
+    defect types and test image names become parts of the paths --save-maps writes, and every name is
+    written to UTF-8 files (the cache's fingerprint and index, manifests, results). AdbenchError naming
+    where each was read otherwise."""
+    for item in files.test:
+        checked_name(item.defect, "defect type", item.path.parent)
+    for path in files.fingerprinted_paths():
+        checked_name(path.name, "file name", path.parent)
+
+
+def check_places(files: CategoryFiles) -> None:
+    """Every file of the category resolves (links followed) inside the dataset's root, and no image is
+    used twice (one image in train and test, listed twice, or two links to one file).
+
+    Links inside a dataset may point anywhere inside its root (a category that links its masks to a
+    shared folder reads as it looks); a link that leaves the root is refused, so that a dataset never
+    reads another dataset's files or anything else it does not hold."""
+    root = files.root.resolve()
+    seen: dict[Path, Path] = {}
+    images = set(files.image_paths())
+    for path in files.fingerprinted_paths():
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            raise AdbenchError(
+                f"{path}: leads to {target}, outside the dataset {root}; adbench reads only files inside "
+                "the dataset's folder (links inside it may point anywhere inside it): copy the file in"
+            )
+        if path in images and (first := seen.setdefault(target, path)) != path:
+            raise AdbenchError(
+                f"{path}: the same image as {first}; each image belongs to one split once (a test image "
+                f"seen in training would inflate every metric): remove one of them from {files.name}"
+            )
+
+
 def images_in(folder: Path) -> list[Path]:
     """The image files directly in `folder`, sorted by name; other files are not the dataset's images."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -129,8 +164,9 @@ def read_kinds(
 ) -> dict[str, CategoryKind]:
     """Texture or object for each category: command-line overrides, then categories.toml, then the
     format's `known` kinds by name."""
+    check_kind_overrides(overrides)
     kinds_file = root / KINDS_FILE
-    declared = _declared_kinds(kinds_file) if kinds_file.is_file() else {}
+    declared = _declared_kinds(kinds_file) if kinds_file.exists() else {}  # a folder there is refused
     declared |= dict(overrides)
     kinds: dict[str, CategoryKind] = {}
     for name in categories:
@@ -146,12 +182,19 @@ def read_kinds(
     return kinds
 
 
+def check_kind_overrides(overrides: Mapping[str, str]) -> None:
+    """AdbenchError for the first --kinds value that is no kind (blamed on --kinds, not on a file)."""
+    for name, kind in overrides.items():
+        if kind not in ("texture", "object"):
+            raise AdbenchError(f"--kinds {name}={kind}: the kind must be 'texture' or 'object'")
+
+
 def _declared_kinds(kinds_file: Path) -> dict[str, Any]:
     """categories.toml's [kinds] table (empty when it has none); its values are checked by the caller."""
     hint = 'expected a [kinds] table of lines like pin = "object"'
     try:
-        kinds = tomllib.loads(read_text_file(kinds_file, "TOML file", hint)).get("kinds", {})
-    except tomllib.TOMLDecodeError as error:
+        kinds = parse_toml(read_text_file(kinds_file, "TOML file", hint)).get("kinds", {})
+    except ValueError as error:
         raise AdbenchError(f"{kinds_file}: not valid TOML ({error}); {hint}") from None
     if not isinstance(kinds, dict):
         raise AdbenchError(f"{kinds_file}: kinds = {kinds!r:.40} is not a table; {hint}")

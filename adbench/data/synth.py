@@ -30,6 +30,7 @@ from PIL import Image
 from adbench.atomic import staging_folder
 from adbench.data.layout import KINDS_FILE
 from adbench.detector import CategoryKind
+from adbench.errors import AdbenchError
 
 # Bump when the generator's output changes, so the cached default dataset is regenerated.
 SYNTH_VERSION = 1
@@ -264,6 +265,8 @@ def generate(out: Path, seed: int = 0, size: SynthSize = SynthSize()) -> Path:
 
     Written into a temporary sibling folder and renamed, so `out` never holds a partial dataset.
     """
+    if not 0 <= seed < 2**32:  # the range of a run's --seeds; numpy refuses negative seeds
+        raise AdbenchError(f"--seed {seed}: the seed must be an integer from 0 to {2**32 - 1}")
     if out.exists():
         raise FileExistsError(out)
     tmp = staging_folder(out)

@@ -21,22 +21,23 @@ from typing import Any
 import pandas as pd
 
 from adbench.atomic import write_json_atomic
-from adbench.errors import AdbenchError
-from adbench.files import read_text_file
+from adbench.errors import AdbenchError, closest_names
+from adbench.files import parse_json, read_text_file
 from adbench.metrics import HIGHER_IS_BETTER
 from adbench.params import coerced, type_problem
 from adbench.timing import TIMING_METRICS
 
 KEY = ["method", "category", "metric"]
 BASELINE_FORMAT = 1
+# What a baseline holds: the higher-is-better metrics, timings excepted (they depend on the machine).
+GATED_METRICS = tuple(m for m, higher in HIGHER_IS_BETTER.items() if higher and m not in TIMING_METRICS)
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of every gated metric and of its upper confidence bound: columns method, category,
     metric, value, ci_high. An undefined value (NaN, e.g. AUPIMO on images too small to reach its FPR
     range) is left out: nothing can be gated on it, and against a baseline that has it, it is missing."""
-    gated = [m for m, higher in HIGHER_IS_BETTER.items() if higher and m not in TIMING_METRICS]
-    rows = results[results["metric"].isin(gated)]
+    rows = results[results["metric"].isin(GATED_METRICS)]
     means = rows.groupby(KEY, sort=True)[["value", "ci_high"]].mean().reset_index()
     return means.dropna(subset=["value"])
 
@@ -58,7 +59,7 @@ def refuse_other_protocol(run_dir: Path, protocol: dict[str, Any], baseline_path
     """AdbenchError naming the first way the run was made differently from the baseline's run."""
     document = json.loads(baseline_path.read_text())  # read_baseline has checked it
     stored = document.get("protocol")
-    if not isinstance(stored, dict):
+    if stored is None:  # a baseline written before the protocol was recorded
         return
     for key, expected in stored.items():
         if protocol.get(key) != expected:
@@ -92,8 +93,8 @@ def read_baseline(path: Path) -> pd.DataFrame:
         path, "baseline", f"create it with `adbench compare RUN --baseline {path} --update`"
     )
     try:
-        problem = _baseline_problem(document := json.loads(text))
-    except json.JSONDecodeError as error:
+        problem = _baseline_problem(document := parse_json(text))
+    except ValueError as error:
         problem = str(error)
     if problem:
         raise AdbenchError(f"{path}: not an adbench baseline ({problem}); recreate it with --update")
@@ -105,6 +106,8 @@ def _baseline_problem(document: Any) -> str | None:
         return f"a JSON {type(document).__name__}, not an object"
     if document.get("format") != BASELINE_FORMAT:
         return f"format {document.get('format')!r}, expected {BASELINE_FORMAT}"
+    if "protocol" in document and not isinstance(document["protocol"], dict):
+        return f"protocol is {json.dumps(document['protocol'])[:40]}, not an object"
     entries = document.get("entries")
     if not isinstance(entries, list):
         return f"entries is {json.dumps(entries)[:40]}, not a list"
@@ -127,6 +130,13 @@ def _entry_problem(entry: Any) -> str | None:
         return f"{keys}, expected an object with keys {', '.join(KEY)}, value"
     if not all(isinstance(entry[key], str) for key in KEY):
         return f"{', '.join(KEY)} must be strings"
+    metric = entry["metric"]
+    if metric in TIMING_METRICS:
+        return f"metric {metric!r} is a timing, and timings are never gated (they depend on the machine)"
+    if metric not in GATED_METRICS:
+        near = closest_names(metric, GATED_METRICS)
+        meant = f", perhaps {near[0]!r}" if near else ""
+        return f"metric {metric!r} is not a quality metric the gate compares{meant}"
     value = entry["value"]
     if type_problem(float, value) or not math.isfinite(coerced(float, value)):
         return f"value {value!r} is not a finite number"

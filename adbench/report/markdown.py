@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adbench.atomic import staging_folder
+from adbench.atomic import held_staging_folder
 from adbench.data.formats import FORMATS
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
@@ -297,7 +296,12 @@ def _cell_files(runs: list[StoredRun], name: str, columns: set[str]) -> pd.DataF
             seed_dir = path.parent
             try:
                 frame = pd.read_csv(path)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            except (
+                pd.errors.ParserError,
+                pd.errors.EmptyDataError,
+                UnicodeDecodeError,
+                IsADirectoryError,
+            ) as error:
                 raise AdbenchError(f"{path}: unreadable ({error}); it was changed outside adbench") from None
             if not columns <= set(frame.columns):
                 raise AdbenchError(
@@ -354,7 +358,8 @@ def build_report(
     contended machine in the iterative/single-pass ratios.
 
     Everything is written into a hidden folder beside `out` first and placed only when none of the
-    targets exists (not even as a link), so a failure or a refusal leaves nothing behind.
+    targets exists (not even as a link), so a failure or a refusal leaves nothing behind; the folder of a
+    report killed there is removed by the next (`held_staging_folder`).
     """
     _refuse_existing(out, [out])
     runs = [load_run(path) for path in run_dirs]
@@ -369,12 +374,9 @@ def build_report(
             f"--comparison-metric {comparison_metric}: not in these runs' results; "
             f"choose one of {', '.join(sorted(m for m in present if m in HIGHER_IS_BETTER))}"
         )
-    staging = staging_folder(out)
-    try:
+    with held_staging_folder(out, "report") as staging:
         report = _write_report(runs, results, kinds, staging / out.name, comparison_metric, contended_timings)
         _place(out, report)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

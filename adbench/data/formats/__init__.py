@@ -16,8 +16,16 @@ from adbench.data.formats.mvtec_ad import MPDD, MVTecAD
 from adbench.data.formats.mvtec_ad2 import MVTecAD2
 from adbench.data.formats.mvtec_loco import MVTecLOCO
 from adbench.data.formats.visa import VisA
-from adbench.data.layout import CategoryFiles, order_categories, read_kinds, resolve_categories
+from adbench.data.layout import (
+    CategoryFiles,
+    check_names,
+    check_places,
+    order_categories,
+    read_kinds,
+    resolve_categories,
+)
 from adbench.errors import AdbenchError, unknown_name_message
+from adbench.names import checked_name, refuse_same_folder
 
 FORMATS: tuple[DatasetFormat, ...] = (MVTecAD(), MPDD(), MVTecAD2(), MVTecLOCO(), VisA(), BTAD())
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
@@ -77,8 +85,14 @@ def read_dataset(
     if not available:
         raise AdbenchError(f"{root}: no {dataset_format.title} categories; expected {dataset_format.expects}")
     names = resolve_categories(available, categories, root)
+    for name in names:
+        checked_name(name, "category", root)
+    refuse_same_folder(names, "categories", root)
     kinds = read_kinds(root, names, kind_overrides, dataset_format.kinds)
-    files = {
-        name: dataset_format.read_category(root, name, kinds[name]) for name in order_categories(names, kinds)
-    }
+    files = {}
+    for name in order_categories(names, kinds):
+        category_files = dataset_format.read_category(root, name, kinds[name])
+        check_names(category_files)
+        check_places(category_files)
+        files[name] = category_files
     return Dataset(root, dataset_format, files)

@@ -32,7 +32,7 @@ from adbench.data.layout import (
 )
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError
-from adbench.files import read_text_file
+from adbench.files import parse_json, read_text_file
 
 CONFIG_FILE = "defects_config.json"
 ANOMALY_TYPES = ("logical_anomalies", "structural_anomalies")
@@ -92,8 +92,8 @@ def _masks_of(folder: Path, anomaly_type: str, image: Path) -> tuple[Path, ...]:
 def read_defects_config(path: Path) -> DefectsConfig:
     """The saturation of each defect, keyed by the pixel value its masks use."""
     try:
-        entries = json.loads(read_text_file(path, "defects config", _CONFIG_HINT))
-    except json.JSONDecodeError as error:
+        entries = parse_json(read_text_file(path, "defects config", _CONFIG_HINT))
+    except ValueError as error:
         raise AdbenchError(f"{path}: not valid JSON ({error}); {_CONFIG_HINT}") from None
     if not isinstance(entries, list) or not entries:
         raise AdbenchError(f"{path}: {_CONFIG_HINT}")

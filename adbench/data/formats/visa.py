@@ -5,9 +5,11 @@
     ROOT/split_csv/1cls.csv                            object,split,label,image,mask
 
 The split file decides everything: which images train and which test, and their labels; its paths are
-relative to ROOT. A fixed share of the training images is held out for validation. VisA names no defect
-types in its split, so defective images are all "anomaly". Every VisA category shows one or more whole
-objects on a background, so all twelve are objects.
+relative to ROOT and stay inside their object's folder, ROOT/<object>/, as VisA distributes them (the
+maps of --save-maps are laid out by the path below it); each image is listed once. A fixed share of the
+training images is held out for validation. VisA names no defect types in its split, so defective images
+are all "anomaly". Every VisA category shows one or more whole objects on a background, so all twelve
+are objects.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from adbench.data.layout import (
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError
 from adbench.files import read_text_file
+from adbench.names import checked_name
 
 SPLIT_FILE = Path("split_csv") / "1cls.csv"
 COLUMNS = ("object", "split", "label", "image", "mask")
@@ -106,30 +109,45 @@ def _read_split(root: Path) -> list[_Row]:
     split_file = root / SPLIT_FILE
     hint = f"expected VisA's split file with the columns {','.join(COLUMNS)}"
     reader = csv.DictReader(io.StringIO(read_text_file(split_file, "split file", hint)))
-    if tuple(reader.fieldnames or ())[: len(COLUMNS)] != COLUMNS:
-        raise AdbenchError(f"{split_file}: columns {','.join(reader.fieldnames or ())}; {hint}")
+    try:
+        columns = tuple(reader.fieldnames or ())
+        records = list(reader)
+    except csv.Error as error:  # a field past the csv module's size limit, a NUL byte
+        raise AdbenchError(f"{split_file}: line {reader.line_num}: {error}; {hint}") from None
+    if columns[: len(COLUMNS)] != COLUMNS:
+        raise AdbenchError(f"{split_file}: columns {','.join(columns)[:100]!r}; {hint}")
     rows = []
-    for line, record in enumerate(reader, start=2):
+    listed: dict[Path, int] = {}  # each image's line
+    for line, record in enumerate(records, start=2):
         split, label = record["split"], record["label"]
         if split not in ("train", "test") or label not in ("normal", ANOMALY):
             raise AdbenchError(
                 f"{split_file}: line {line} has split {split!r} and label {label!r}; "
                 "split must be train or test, label normal or anomaly"
             )
-        image = _inside(root, split_file, line, record["image"])
-        mask = _inside(root, split_file, line, record["mask"]) if label == ANOMALY else None
-        rows.append(_Row(line, record["object"], split, label == ANOMALY, image, mask))
+        category = checked_name(record["object"] or "", "object", f"{split_file}: line {line}")
+        image = _inside(root, split_file, line, category, record["image"])
+        mask = _inside(root, split_file, line, category, record["mask"]) if label == ANOMALY else None
+        first = listed.setdefault(image, line)
+        if first != line:
+            raise AdbenchError(
+                f"{split_file}: lines {first} and {line} both list {image.relative_to(root)}; an image "
+                "belongs to one split once (a test image seen in training would inflate every metric)"
+            )
+        rows.append(_Row(line, category, split, label == ANOMALY, image, mask))
     if not rows:
         raise AdbenchError(f"{split_file}: no rows; {hint}")
     return rows
 
 
-def _inside(root: Path, split_file: Path, line: int, relative: str | None) -> Path:
-    """ROOT/relative, refused unless it stays inside ROOT (a split file must not reach elsewhere)."""
+def _inside(root: Path, split_file: Path, line: int, category: str, relative: str | None) -> Path:
+    """ROOT/relative, refused unless it names a place inside ROOT/<category>/ (a split file must not
+    reach elsewhere); where links lead is checked with every format's files (layout.check_places)."""
     parts: Sequence[str] = PurePosixPath(relative or "").parts
-    if not relative or PurePosixPath(relative).is_absolute() or ".." in parts:
+    if not relative or PurePosixPath(relative).is_absolute() or ".." in parts or parts[:1] != (category,):
         raise AdbenchError(
-            f"{split_file}: line {line} names {relative!r}; paths must be relative to {root}, inside it"
+            f"{split_file}: line {line} names {relative!r}; paths must be relative to {root}, inside "
+            f"its object's folder {category}/"
         )
     return root.joinpath(*parts)
 
