@@ -11,7 +11,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +24,7 @@ from rich.text import Text
 
 from adbench.atomic import user_error
 from adbench.errors import AdbenchError
+from adbench.metrics.catalogue import METRICS
 
 if TYPE_CHECKING:
     from adbench.config import RunConfig
@@ -73,29 +74,20 @@ out_console = Console(markup=False, emoji=False, width=None if sys.stdout.isatty
 # In a log file a line is never wrapped: the progress and cell lines are read and grepped there.
 err_console = Console(stderr=True, emoji=False, soft_wrap=not sys.stderr.isatty())
 
-TABLE_METRICS = {
-    "image_max_balanced_accuracy": "max balanced accuracy",
-    "image_auroc": "image AUROC",
-    "pixel_auroc": "pixel AUROC",
-    "pixel_aupro_0.3": "pixel AU-PRO (FPR up to 0.3)",
-}
-ORACLE = "oracle threshold, chosen on the test labels"
-EVALUATE_METRICS = TABLE_METRICS | {
-    "image_ap": "image average precision",
-    "image_f1_max": f"image F1-max ({ORACLE})",
-    "pixel_ap": "pixel average precision",
-    "pixel_f1_max": f"pixel F1-max ({ORACLE})",
-    "pixel_aupro_0.1": "pixel AU-PRO (FPR up to 0.1)",
-    "pixel_aupro_0.05": "pixel AU-PRO (FPR up to 0.05)",
-    "pixel_aupro_0.01": "pixel AU-PRO (FPR up to 0.01)",
-    "pixel_aupimo": "pixel AUPIMO (mean over anomalous images)",
-}
-TIMING_METRICS = {
-    "fit_s": "fit time (s)",
-    "infer_ms_per_image": "inference latency, median (ms per image)",
-    "infer_ms_per_image_p95": "inference latency, 95th percentile (ms per image)",
-    "infer_images_per_s": "inference throughput (images per s, evaluation batches)",
-}
+# The metrics each command prints, titled as the catalogue says.
+TABLE_METRICS = ("image_max_balanced_accuracy", "image_auroc", "pixel_auroc", "pixel_aupro_0.3")
+EVALUATE_METRICS = (
+    *TABLE_METRICS,
+    "image_ap",
+    "image_f1_max",
+    "pixel_ap",
+    "pixel_f1_max",
+    "pixel_aupro_0.1",
+    "pixel_aupro_0.05",
+    "pixel_aupro_0.01",
+    "pixel_aupimo",
+)
+TIMING_METRICS = ("fit_s", "infer_ms_per_image", "infer_ms_per_image_p95", "infer_images_per_s")
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -574,12 +566,9 @@ def _print_timing(results: pd.DataFrame, manifest: dict[str, Any], contended_tim
     """The timing tables, and how much slower each iterative method is than the fastest single-pass one
     (from the cells timed on a quiet machine, unless `contended_timings`)."""
     from adbench.registry import load_method
-    from adbench.report.tables import category_table
     from adbench.timing import contended_cells, iterative_cost
 
-    for metric, title in TIMING_METRICS.items():
-        if (results["metric"] == metric).any():
-            out_console.print(render_category_table(category_table(results, metric), title))
+    _print_tables(results, TIMING_METRICS)
     kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
     contended = contended_cells([manifest])
     if contended:
@@ -648,12 +637,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
-def _print_tables(results: pd.DataFrame, titles: dict[str, str] = TABLE_METRICS) -> None:
+def _print_tables(results: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS) -> None:
+    """A category table for each of `metrics` that `results` holds, titled as the catalogue says."""
     from adbench.report.tables import category_table
 
-    for metric, title in titles.items():
+    for metric in metrics:
         if (results["metric"] == metric).any():
-            out_console.print(render_category_table(category_table(results, metric), title))
+            out_console.print(render_category_table(category_table(results, metric), METRICS[metric].short))
 
 
 @app.command()

@@ -18,6 +18,7 @@ import pandas as pd
 
 from adbench.atomic import write_atomic_together
 from adbench.errors import AdbenchError
+from adbench.metrics.catalogue import METRICS
 from adbench.names import checked_name
 
 # The table's columns, declared once; reports and the regression gate read exactly these.
@@ -27,7 +28,7 @@ COLUMNS: dict[str, str] = {
     "category": "string",  # dataset folder name, e.g. "carpet"
     "category_kind": "string",  # "texture" or "object", for the textures/objects means
     "seed": "int64",  # the seed the cell was trained with
-    "metric": "string",  # e.g. "image_auroc"; see adbench.metrics.HIGHER_IS_BETTER
+    "metric": "string",  # e.g. "image_auroc"; each declared in adbench.metrics.catalogue
     "value": "float64",
     # The 95 % confidence interval of `value` (adbench.bootstrap); NaN where a metric has none.
     "ci_low": "float64",
@@ -81,6 +82,11 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     for column in ("method", "category"):  # both name files the report writes (samples figures, cells)
         for name in frame[column].unique():
             checked_name(str(name), column, f"{path}: column {column}")
+    unknown = sorted(set(frame["metric"].astype(str)) - set(METRICS))
+    if unknown:
+        raise AdbenchError(
+            f"{path}: metric {unknown[0]!a:.80} is none adbench writes; it was changed outside adbench"
+        )
     return frame
 
 

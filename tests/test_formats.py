@@ -18,6 +18,7 @@ from adbench.data.cache import describe, load_category, load_native_masks
 from adbench.data.formats import FORMAT_NAMES, detect_format, read_dataset
 from adbench.detector import InputSpec
 from adbench.errors import AdbenchError
+from adbench.metrics.catalogue import METRICS
 from adbench.metrics.spro import Defects
 from tests.helpers import adbench, one_line
 from tests.layouts import BUILDERS, LOCO_CONFIG, PRIVATE_IMAGES, Built
@@ -165,10 +166,22 @@ def test_smoke_run_on_each_format(built, tmp_path, name, category):
     text = (run / "report.md").read_text()
     assert f"{name}" in text and str(built[name].root.resolve()) in text
     metrics = set(results.metric)
+    assert metrics <= set(METRICS), f"written but not in the catalogue: {sorted(metrics - set(METRICS))}"
     assert ("pixel_auspro_0.05_logical" in metrics) == (name == "mvtec_loco")
     if name == "mvtec_loco":
         spro = results[results.metric.str.startswith("pixel_auspro")]
         assert ((spro.ci_low <= spro.value) & (spro.value <= spro.ci_high)).all(), "AU-sPRO has intervals"
+        baseline = tmp_path / "baseline.json"
+        assert adbench("compare", str(run), "--baseline", str(baseline), "--update").returncode == 0
+        document = json.loads(baseline.read_text())
+        gated = {entry["metric"] for entry in document["entries"]}
+        assert {m for m in metrics if m.startswith("pixel_auspro")} <= gated, "AU-sPRO is gated"
+        for entry in document["entries"]:
+            if entry["metric"] == "pixel_auspro_0.3_logical":
+                entry["value"] += 0.1  # the run now falls 0.1 below it
+        baseline.write_text(json.dumps(document))
+        dropped = adbench("compare", str(run), "--baseline", str(baseline))
+        assert dropped.returncode == 1 and "pixel_auspro_0.3_logical" in dropped.stdout + dropped.stderr
     cell = run / "cells" / "l2ae" / category / "seed0"
     if name == "mvtec_ad2":
         submission = sorted((cell / "anomaly_images" / category).rglob("*.tiff"))

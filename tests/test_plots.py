@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from adbench.data import mvtec
-from adbench.metrics import HIGHER_IS_BETTER
+from adbench.metrics.catalogue import METRICS
 from adbench.report import plots
 from adbench.report.tables import MEAN_COLUMNS
 from adbench.results import results_frame
@@ -18,7 +18,7 @@ from adbench.samples import Samples
 
 TEXTURES, OBJECTS = list(mvtec.TEXTURES), list(mvtec.OBJECTS)
 # The results table's identifiers: metric names and the group-mean columns (category names are names).
-IDENTIFIERS = [*HIGHER_IS_BETTER, *MEAN_COLUMNS]
+IDENTIFIERS = [*METRICS, *MEAN_COLUMNS]
 
 
 @pytest.fixture

@@ -23,14 +23,12 @@ import pandas as pd
 from adbench.atomic import write_json_atomic
 from adbench.errors import AdbenchError, closest_names
 from adbench.files import parse_json, read_text_file
-from adbench.metrics import HIGHER_IS_BETTER
+from adbench.metrics.catalogue import GATED_METRICS
 from adbench.params import coerced, type_problem
 from adbench.timing import TIMING_METRICS
 
 KEY = ["method", "category", "metric"]
 BASELINE_FORMAT = 1
-# What a baseline holds: the higher-is-better metrics, timings excepted (they depend on the machine).
-GATED_METRICS = tuple(m for m, higher in HIGHER_IS_BETTER.items() if higher and m not in TIMING_METRICS)
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from adbench.metrics import HIGHER_IS_BETTER
+from adbench.metrics.catalogue import METRICS
 from adbench.report.tables import MEAN_COLUMNS, category_table
 
 COLUMNS = [
@@ -64,7 +64,7 @@ def _wilcoxon(a: np.ndarray, b: np.ndarray) -> float:
 def pairwise(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The comparisons table, one row per pair of methods (in report order), with exactly `COLUMNS`."""
     table = category_means(results, metric)
-    sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
     rng = np.random.default_rng(_SEED)
     rows = []
     for method_a, method_b in itertools.combinations(table.columns, 2):
@@ -105,7 +105,7 @@ class Ranking:
 
 def ranking(results: pd.DataFrame, metric: str) -> Ranking:
     complete = category_means(results, metric).dropna()
-    sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
     ranks = complete.apply(lambda row: pd.Series(stats.rankdata(-sign * row.to_numpy()), row.index), axis=1)
     friedman = math.nan
     if complete.shape[1] >= 3 and len(complete) >= 2:

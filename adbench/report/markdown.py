@@ -21,7 +21,7 @@ from adbench.atomic import held_staging_folder
 from adbench.data.formats import FORMATS
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
-from adbench.metrics import HIGHER_IS_BETTER
+from adbench.metrics.catalogue import CATALOGUE, METRICS
 from adbench.metrics.image import image_auroc
 from adbench.report import comparisons, plots
 from adbench.report.export import tables_csv, tables_latex
@@ -32,52 +32,15 @@ from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
 from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY
 from adbench.timing import (
-    FIT_SECONDS,
     LATENCY_MEDIAN,
-    LATENCY_P95,
-    THROUGHPUT,
     contended_cells,
     iterative_cost,
 )
 
-ORACLE = "oracle: the threshold is chosen on the test labels, so no deployed detector could pick it"
-QUALITY_TABLES = {
-    "image_max_balanced_accuracy": "Maximum balanced accuracy (image level; the paper's Table II, "
-    "threshold chosen on the test set)",
-    "threshold_balanced_accuracy": "Balanced accuracy at the validation threshold (image level; MVTec AD's "
-    "protocol and Table 2)",
-    "threshold_tpr": "True positive rate at the validation threshold (anomalous images detected)",
-    "threshold_tnr": "True negative rate at the validation threshold (defect-free images passed)",
-    "image_auroc": "Image AUROC (the paper's Table III)",
-    "image_ap": "Image average precision",
-    "image_f1_max": f"Image F1-max ({ORACLE})",
-}
-PIXEL_TABLES = {
-    "pixel_auroc": "Pixel AUROC",
-    "pixel_ap": "Pixel average precision",
-    "pixel_f1_max": f"Pixel F1-max ({ORACLE})",
-    "pixel_aupro_0.3": "Pixel AU-PRO (FPR up to 0.3, MVTec AD)",
-    "pixel_aupro_0.1": "Pixel AU-PRO (FPR up to 0.1)",
-    "pixel_aupro_0.05": "Pixel AU-PRO (FPR up to 0.05, MVTec AD 2)",
-    "pixel_aupro_0.01": "Pixel AU-PRO (FPR up to 0.01)",
-    "pixel_aupimo": "Pixel AUPIMO (mean over anomalous images; FPR 1e-5 to 1e-4 on the defect-free images)",
-    "pixel_iou": "Pixel IoU of the segmentation at the validation threshold",
-    **{
-        f"pixel_auspro_{limit}{part}": f"Pixel AU-sPRO (FPR up to {limit}, MVTec LOCO){title}"
-        for limit in ("0.05", "0.3")
-        for part, title in (
-            ("", ": mean of logical and structural anomalies"),
-            ("_logical", ": logical anomalies"),
-            ("_structural", ": structural anomalies"),
-        )
-    },
-}
-TIMING_TABLES = {
-    LATENCY_MEDIAN: "Inference time per image, median (ms)",
-    LATENCY_P95: "Inference time per image, 95th percentile (ms)",
-    THROUGHPUT: "Inference throughput (images per second)",
-    FIT_SECONDS: "Training time (s)",
-}
+# The report's tables by section, in the catalogue's order, titled as it says.
+QUALITY_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.group == "image"}
+PIXEL_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.group == "pixel"}
+TIMING_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.group == "timing"}
 DEFAULT_COMPARISON = "image_auroc"
 # Beside a value whose cell failed the input-sensitivity check.
 COLLAPSE_MARK = "⚠"
@@ -372,7 +335,7 @@ def build_report(
     if comparison_metric != DEFAULT_COMPARISON and comparison_metric not in present:
         raise AdbenchError(
             f"--comparison-metric {comparison_metric}: not in these runs' results; "
-            f"choose one of {', '.join(sorted(m for m in present if m in HIGHER_IS_BETTER))}"
+            f"choose one of {', '.join(sorted(m for m in present if m in METRICS))}"
         )
     with held_staging_folder(out, "report") as staging:
         report = _write_report(runs, results, kinds, staging / out.name, comparison_metric, contended_timings)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as t_distribution
 
-from adbench.metrics import HIGHER_IS_BETTER
+from adbench.metrics.catalogue import METRICS
 from adbench.report.tables import category_table
 from adbench.sensitivity import INPUT_SENSITIVITY, is_collapsed
 from adbench.timing import TIMING_METRICS
@@ -34,7 +34,7 @@ def column_decimals(values: pd.Series, metric: str) -> int:
     """One precision for a whole column: three decimals for quality metrics (they lie in [0, 1]); for
     timings, three significant digits of the column's smallest value (8.42 beside 149.13, not 8.422
     beside 149)."""
-    if metric in HIGHER_IS_BETTER and metric not in TIMING_METRICS:
+    if metric in METRICS and METRICS[metric].group != "timing":
         return 3
     finite = values[np.isfinite(values) & (values != 0)].abs()
     if finite.empty:
@@ -168,7 +168,7 @@ def table_data(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> Tab
         mean,
         std,
         intervals,
-        clearly_best(mean, intervals, HIGHER_IS_BETTER.get(metric, True)),
+        clearly_best(mean, intervals, METRICS[metric].higher_is_better),
         {column: column_decimals(mean[column], metric) for column in mean.columns},
         collapsed_cells(results),
     )
