@@ -57,6 +57,9 @@ class CategorySpec:
     name: str
     kind: CategoryKind
     channels: int  # 1 for grayscale categories, 3 for colour
+    # A rotated image of it is still defect-free (methods may train on rotated views): set by the dataset
+    # format (MVTec AD's bottle, hazelnut, metal_nut, screw) and by ROOT/categories.toml.
+    rotation_invariant: bool = False
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,35 @@ def test_unreadable_image_in_data_info_is_one_line(built, tmp_path):
     (root / "03" / "train" / "ok" / "004.bmp").write_bytes(b"BM not really")
     result = adbench("data", "info", str(root))
     assert "03/train/ok/004.bmp: unreadable or truncated image" in one_line(result.stderr)
+
+
+def _max_angles(root: Path, category: str) -> dict[str, float]:
+    """Each method's training rotation for `category`, as the dry run plans it (the contract's view)."""
+    result = adbench("run", "--methods", "l2ae,cbigan,anogan", "--categories", category, "--data", str(root),
+                     "--dry-run", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cells = [json.loads(line) for line in result.stdout.splitlines()]
+    return {cell["method"]: cell["params"]["max_angle_deg"] for cell in cells}
+
+
+def test_a_category_declared_rotation_invariant_in_categories_toml_is_rotated(built, tmp_path):
+    root = Path(shutil.copytree(built["visa"].root, tmp_path / "visa"))
+    assert set(_max_angles(root, "candle").values()) == {0.0}
+    (root / "categories.toml").write_text("[rotation_invariant]\ncandle = true\n")
+    assert set(_max_angles(root, "candle").values()) == {45.0}
+    assert read_dataset(root, ["candle"], {}).files["candle"].rotation_invariant
+    (root / "categories.toml").write_text('[rotation_invariant]\ncandle = "yes"\n')
+    refused = adbench("data", "info", str(root))
+    assert "rotation_invariant.candle = 'yes' is not true or false" in one_line(refused.stderr)
+
+
+def test_mvtec_ads_rotation_invariant_objects_rotate_unless_categories_toml_says_otherwise(
+    tiny_root, tmp_path
+):
+    root = Path(shutil.copytree(tiny_root, tmp_path / "data"))
+    shutil.copytree(root / "pin", root / "bottle")  # an MVTec AD name: an object photographed in any turn
+    assert set(_max_angles(root, "bottle").values()) == {45.0}
+    assert set(_max_angles(root, "pin").values()) == {0.0}
+    with (root / "categories.toml").open("a") as kinds:
+        kinds.write("\n[rotation_invariant]\nbottle = false\n")
+    assert set(_max_angles(root, "bottle").values()) == {0.0}

@@ -66,7 +66,7 @@ def test_paper_defaults():
     texture = L2Autoencoder.default_params(CategorySpec("carpet", "texture", 3), "paper")
     assert (texture.image_size, texture.patch_size, texture.patch_stride) == (512, 128, 30)
     assert texture.latent_dim == 100 and not texture.extra_layer and texture.learning_rate == 2e-4
-    screw = L2Autoencoder.default_params(CategorySpec("screw", "object", 1), "paper")
+    screw = L2Autoencoder.default_params(CategorySpec("screw", "object", 1, rotation_invariant=True), "paper")
     assert (screw.image_size, screw.extra_layer, screw.channels, screw.max_angle_deg) == (256, True, 1, 45.0)
     assert L2Autoencoder.default_budget(CategorySpec("screw", "object", 1), "paper") == TrainingBudget(
         15_800, 128

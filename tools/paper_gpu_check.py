@@ -149,7 +149,12 @@ def mvtec_cell_seconds(
     """One MVTec AD cell's estimated training and scoring seconds at `rate` (measured on the same kind)."""
     train, good, defective = MVTEC_COUNTS[category_name]
     validation = validation_count(train)
-    category = CategorySpec(category_name, mvtec.KINDS[category_name], 1 if category_name in GRAYSCALE else 3)
+    category = CategorySpec(
+        category_name,
+        mvtec.KINDS[category_name],
+        1 if category_name in GRAYSCALE else 3,
+        category_name in mvtec.ROTATION_INVARIANT,
+    )
     method = load_method(method_name)
     detector, budget = new_detector(method, category, config, torch.device("cpu"))
     steps = detector.training_steps(budget, train - validation)

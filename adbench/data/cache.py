@@ -124,7 +124,7 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
             )
         if remember:
             write_text_atomic(entry, json.dumps({"channels": channels}))
-    return CategorySpec(files.name, files.kind, channels)
+    return CategorySpec(files.name, files.kind, channels, files.rotation_invariant)
 
 
 def _remembered_channels(entry: Path) -> int | None:

@@ -26,6 +26,8 @@ from adbench.names import checked_name
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
 KINDS_FILE = "categories.toml"
+ROTATION_TABLE = "rotation_invariant"
+ROTATION_HINT = "expected a [rotation_invariant] table of lines like candle = true"
 # Share of the training images held out for the threshold protocol (MVTec AD §4.3) where a format has
 # no validation split of its own; fixed, not a run seed, so every method and seed sees the same split.
 VALIDATION_FRACTION = 0.1
@@ -73,6 +75,7 @@ class CategoryFiles:
     # Test images without labels (MVTec AD 2's private splits): scored for submission, never measured.
     unlabeled: tuple[Path, ...] = ()
     defects_config: DefectsConfig | None = field(default=None)
+    rotation_invariant: bool = False  # adbench.detector.CategorySpec's; set by read_rotation_invariant
 
     def image_paths(self) -> list[Path]:
         """Every image of the category (no masks): train, validation, test, unlabeled."""
@@ -191,14 +194,31 @@ def check_kind_overrides(overrides: Mapping[str, str]) -> None:
 
 def _declared_kinds(kinds_file: Path) -> dict[str, Any]:
     """categories.toml's [kinds] table (empty when it has none); its values are checked by the caller."""
-    hint = 'expected a [kinds] table of lines like pin = "object"'
+    return _declared_table(kinds_file, "kinds", 'expected a [kinds] table of lines like pin = "object"')
+
+
+def _declared_table(kinds_file: Path, table: str, hint: str) -> dict[str, Any]:
+    """categories.toml's `table` (empty when it has none); `hint` says what was expected."""
     try:
-        kinds = parse_toml(read_text_file(kinds_file, "TOML file", hint)).get("kinds", {})
+        found = parse_toml(read_text_file(kinds_file, "TOML file", hint)).get(table, {})
     except ValueError as error:
         raise AdbenchError(f"{kinds_file}: not valid TOML ({error}); {hint}") from None
-    if not isinstance(kinds, dict):
-        raise AdbenchError(f"{kinds_file}: kinds = {kinds!r:.40} is not a table; {hint}")
-    return kinds
+    if not isinstance(found, dict):
+        raise AdbenchError(f"{kinds_file}: {table} = {found!r:.40} is not a table; {hint}")
+    return found
+
+
+def read_rotation_invariant(root: Path, categories: Sequence[str], known: frozenset[str]) -> set[str]:
+    """The categories whose images stay defect-free when rotated: categories.toml's [rotation_invariant]
+    table (name = true or false), then the format's `known` names."""
+    kinds_file = root / KINDS_FILE
+    declared = _declared_table(kinds_file, ROTATION_TABLE, ROTATION_HINT) if kinds_file.exists() else {}
+    for name, value in declared.items():
+        if not isinstance(value, bool):
+            raise AdbenchError(
+                f"{kinds_file}: {ROTATION_TABLE}.{name} = {value!r:.40} is not true or false; {ROTATION_HINT}"
+            )
+    return {name for name in categories if declared.get(name, name in known)}
 
 
 def order_categories(names: Sequence[str], kinds: Mapping[str, CategoryKind]) -> list[str]:

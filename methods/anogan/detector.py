@@ -34,7 +34,6 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from adbench.data.mvtec import ROTATION_INVARIANT
 from adbench.detector import (
     BudgetName,
     CategorySpec,
@@ -105,7 +104,7 @@ class AnoGAN(Detector):
                 category.channels, image, patch, width, -45.0, 45.0, 0.0, search_steps=search_steps
             )
         side = 128 if paper else 64
-        angle = 45.0 if category.name in ROTATION_INVARIANT else 0.0
+        angle = 45.0 if category.rotation_invariant else 0.0
         return AnoGANParams(
             category.channels, side, side, width, -angle, angle, 0.05, search_steps=search_steps
         )

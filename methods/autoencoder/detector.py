@@ -28,7 +28,6 @@ from typing import ClassVar
 
 import torch
 
-from adbench.data.mvtec import ROTATION_INVARIANT
 from adbench.detector import (
     BudgetName,
     CategorySpec,
@@ -102,7 +101,7 @@ class L2Autoencoder(Detector):
                 learning_rate=learning_rate,
             )
         size = 64 if budget == "smoke" else 256
-        angle = 45.0 if category.name in ROTATION_INVARIANT else 0.0
+        angle = 45.0 if category.rotation_invariant else 0.0
         return AutoencoderParams(
             channels=category.channels,
             image_size=size,

@@ -46,7 +46,6 @@ from typing import ClassVar
 
 import torch
 
-from adbench.data.mvtec import ROTATION_INVARIANT
 from adbench.detector import (
     BudgetName,
     CategorySpec,
@@ -142,7 +141,7 @@ class CBiGAN(Detector):
                 **schedule,
             )
         side = cls.paper_object_side if paper else 64
-        angle = 45.0 if category.name in ROTATION_INVARIANT else 0.0
+        angle = 45.0 if category.rotation_invariant else 0.0
         return CBiGANParams(IMAGE_CHANNELS, side, side, cls.object_alpha_at(side), -angle, angle, **schedule)
 
     @classmethod

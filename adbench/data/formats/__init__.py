@@ -6,6 +6,7 @@ cache, the metrics and the report see no difference between them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from adbench.data.layout import (
     check_places,
     order_categories,
     read_kinds,
+    read_rotation_invariant,
     resolve_categories,
 )
 from adbench.errors import AdbenchError, unknown_name_message
@@ -89,9 +91,11 @@ def read_dataset(
         checked_name(name, "category", root)
     refuse_same_folder(names, "categories", root)
     kinds = read_kinds(root, names, kind_overrides, dataset_format.kinds)
+    rotating = read_rotation_invariant(root, names, dataset_format.rotation_invariant)
     files = {}
     for name in order_categories(names, kinds):
         category_files = dataset_format.read_category(root, name, kinds[name])
+        category_files = dataclasses.replace(category_files, rotation_invariant=name in rotating)
         check_names(category_files)
         check_places(category_files)
         files[name] = category_files

@@ -19,6 +19,8 @@ class DatasetFormat(ABC):
     expects: ClassVar[str]  # the layout in a few words, for the message on an unrecognised folder
     # Kinds of the publisher's categories; ROOT/categories.toml and --kinds override them.
     kinds: ClassVar[Mapping[str, CategoryKind]] = {}
+    # The publisher's categories whose images stay defect-free when rotated; categories.toml overrides.
+    rotation_invariant: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def recognises(self, root: Path) -> bool:

@@ -54,6 +54,7 @@ class MVTecAD(DatasetFormat):
     title = "MVTec AD"
     expects = "ROOT/<category>/train/good/, test/<defect>/, ground_truth/<defect>/<stem>_mask.png"
     kinds: ClassVar = mvtec.KINDS
+    rotation_invariant: ClassVar = frozenset(mvtec.ROTATION_INVARIANT)
 
     def recognises(self, root: Path) -> bool:
         names = _mvtec_categories(root)
