@@ -54,7 +54,7 @@ def test_mean_and_std_over_seeds_by_hand():
     assert mean.loc["a", "overall_mean"] == pytest.approx(0.7)
     assert std.loc["a", "overall_mean"] == pytest.approx(np.std([0.55, 0.85], ddof=1))
     table = markdown_table(results, "image_auroc", {"a": "single-pass"})
-    assert _cells(table, "a")[0] == "**0.700 ± 0.141**"
+    assert _cells(table, "a")[0] == "0.700 ± 0.141", "alone, a method is best of nothing: no bold"
 
 
 def test_interval_of_the_mean_over_seeds_is_students_t_and_shown_apart_from_the_std():
@@ -107,6 +107,10 @@ def test_bold_marks_the_true_maximum_and_groups_iterative_last():
 def test_bold_only_where_the_best_is_clearly_ahead():
     tie = _rows({("a", "sand", 0): 0.9, ("b", "sand", 0): 0.9})
     assert "**" not in markdown_table(tie, "image_auroc", {}), "a tie has no best"
+    alone = _rows({("a", "sand", 0): 0.9, ("a", "pin", 0): 0.8, ("b", "pin", 0): 0.1})
+    assert _cells(markdown_table(alone, "image_auroc", {}), "a")[:2] == ["0.900", "**0.800**"], (
+        "a column with one method's value has no best"
+    )
     # One seed: a's 0.90 lies inside b's bootstrap interval, so it is not clearly ahead; at pin it is.
     close = _rows({("a", "sand", 0): 0.9, ("b", "sand", 0): 0.85, ("a", "pin", 0): 0.9, ("b", "pin", 0): 0.6})
     close = close.assign(ci_low=[0.8, 0.7, 0.8, 0.5], ci_high=[0.97, 0.95, 0.97, 0.7])

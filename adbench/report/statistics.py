@@ -45,12 +45,13 @@ def column_decimals(values: pd.Series, metric: str) -> int:
 def clearly_best(
     mean: pd.DataFrame, intervals: tuple[pd.DataFrame, pd.DataFrame, str] | None, higher: bool
 ) -> set[tuple[str, str]]:
-    """(method, column) of each column's best value when it is clearly ahead: no other method ties it,
-    and it lies outside every other method's 95 % interval (where the other has one)."""
+    """(method, column) of each column's best value when it is clearly ahead: at least one other method
+    has a value there (alone, a method is best of nothing), none ties it, and it lies outside every other
+    method's 95 % interval (where the other has one)."""
     best: set[tuple[str, str]] = set()
     for column in mean.columns:
         values = mean[column].dropna()
-        if values.empty:
+        if len(values) < 2:
             continue
         top = values.max() if higher else values.min()
         leaders = values.index[values == top]
