@@ -88,7 +88,12 @@ def test_the_section_writes_the_csv_and_the_diagram_and_withholds_weak_p_values(
     few = _results({"a": [[0.9]] * 4, "b": [[0.8]] * 4})
     weak, _ = comparison_section(few, "image_auroc", tmp_path / "few.md")
     row = next(line for line in weak if line.startswith("| a | b | 4 |"))
-    assert "little power" in row and "not reported" in "\n".join(weak)
+    assert "little power" in row
+    reason = "every method has: not reported (it compares 3 or more methods; these runs have 2)"
+    assert reason in "\n".join(weak), "the real reason: two methods, not the categories"
+    three_few = _results({"a": [[0.9]] * 4, "b": [[0.8]] * 4, "c": [[0.7]] * 4})
+    lines, _ = comparison_section(three_few, "image_auroc", tmp_path / "three.md")
+    assert "not reported (4 categories give it little power; it needs 6)" in "\n".join(lines)
 
 
 def test_methods_the_tests_separate_are_not_linked(three_methods):

@@ -483,12 +483,7 @@ def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[l
             + " |"
         )
     ranks = comparisons.ranking(results, metric)
-    friedman = (
-        f"p = {_p(ranks.friedman_p)}"
-        if ranks.n_categories >= comparisons.MIN_CATEGORIES and math.isfinite(ranks.friedman_p)
-        else "not reported (it needs 3 methods and has little power below "
-        f"{comparisons.MIN_CATEGORIES} categories)"
-    )
+    friedman = _friedman_text(ranks)
     average = ", ".join(f"{method} {rank:.2f}" for method, rank in ranks.average_ranks.items())
     diagram = comparisons.critical_difference_diagram(ranks, table, Path(f"{stem}-critical-difference.png"))
     lines += [
@@ -499,6 +494,21 @@ def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[l
         f"![Critical-difference diagram of {metric}]({diagram.name})",
     ]
     return lines, [csv, diagram]
+
+
+def _friedman_text(ranks: comparisons.Ranking) -> str:
+    """The Friedman test's p-value, or the reason these runs give none."""
+    methods = len(ranks.average_ranks)
+    if methods < 3:
+        return f"not reported (it compares 3 or more methods; these runs have {methods})"
+    if ranks.n_categories < comparisons.MIN_CATEGORIES:
+        return (
+            f"not reported ({ranks.n_categories} categories give it little power; it needs "
+            f"{comparisons.MIN_CATEGORIES})"
+        )
+    if not math.isfinite(ranks.friedman_p):
+        return "not reported (the methods rank alike on every category)"
+    return f"p = {_p(ranks.friedman_p)}"
 
 
 def _p(value: float) -> str:
