@@ -24,6 +24,7 @@ from rich.text import Text
 
 from adbench.atomic import user_error
 from adbench.errors import AdbenchError
+from adbench.files import encodes_as_utf8
 from adbench.metrics.catalogue import METRICS
 
 if TYPE_CHECKING:
@@ -87,7 +88,6 @@ EVALUATE_METRICS = (
     "pixel_aupro_0.01",
     "pixel_aupimo",
 )
-TIMING_METRICS = ("fit_s", "infer_ms_per_image", "infer_ms_per_image_p95", "infer_images_per_s")
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -566,7 +566,7 @@ def _print_timing(results: pd.DataFrame, manifest: dict[str, Any], contended_tim
     """The timing tables, and how much slower each iterative method is than the fastest single-pass one
     (from the cells timed on a quiet machine, unless `contended_timings`)."""
     from adbench.registry import load_method
-    from adbench.timing import contended_cells, iterative_cost
+    from adbench.timing import TIMING_METRICS, contended_cells, iterative_cost
 
     _print_tables(results, TIMING_METRICS)
     kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
@@ -890,15 +890,13 @@ def _refuse_undecodable(args: list[str]) -> None:
     """AdbenchError for the first argument whose bytes are not UTF-8 (Python holds them as surrogate
     escapes, which no UTF-8 terminal, manifest, report or parquet file can take), its bytes shown."""
     for index, arg in enumerate(args):
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
+        if not encodes_as_utf8(arg):
             option = f"{args[index - 1]} " if index and args[index - 1].startswith("-") else ""
             shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             raise AdbenchError(
                 f"{option}{shown}: not valid UTF-8; adbench records the paths and names it is given in "
                 "UTF-8 files (manifests, reports), so rename it to UTF-8 (e.g. with convmv)"
-            ) from None
+            )
 
 
 def main() -> None:

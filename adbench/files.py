@@ -100,7 +100,7 @@ def _document_problem(document: Any) -> str | None:
         if isinstance(value, int) and not _fits_a_float(value):
             # No number adbench reads comes near; such an integer fails wherever it meets a float.
             return "an integer beyond the range of a float (about 1.8e308)"
-        if isinstance(value, str) and not _valid_unicode(value):
+        if isinstance(value, str) and not encodes_as_utf8(value):
             return f"the string {value[:40]!r} holds half a surrogate pair, which is no character"
         if isinstance(value, dict):
             pending += [(item, depth + 1) for item in (*value.keys(), *value.values())]
@@ -117,7 +117,9 @@ def _fits_a_float(number: int) -> bool:
     return True
 
 
-def _valid_unicode(text: str) -> bool:
+def encodes_as_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate (a JSON escape of half a pair, or bytes that were not
+    UTF-8 decoded with surrogateescape), which no UTF-8 file or terminal can take."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -30,12 +30,9 @@ def name_problem(name: str) -> str | None:
         return "it holds a path separator"
     if "\0" in name:
         return "it holds a NUL byte"
-    if not name.isprintable():
+    if not name.isprintable():  # lone surrogates too (bytes that were not UTF-8): UTF-8 encodes the rest
         return "it holds an unprintable character"
-    try:
-        encoded = name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "it is not valid UTF-8"
+    encoded = name.encode("utf-8")
     if len(encoded) > MAX_NAME_BYTES:
         return f"it is {len(encoded)} bytes long, more than a file name holds ({MAX_NAME_BYTES})"
     return None
