@@ -18,6 +18,7 @@ import pandas as pd
 
 from adbench.atomic import write_atomic_together
 from adbench.errors import AdbenchError
+from adbench.kernels import kernels_in_use
 from adbench.metrics.catalogue import METRICS
 from adbench.names import checked_name
 
@@ -111,7 +112,7 @@ def git_commit() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    """Versions, machine and commit, for the manifest."""
+    """Versions, machine, kernels and commit, for the manifest."""
     import torch
 
     versions = {}
@@ -125,6 +126,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "kernels": kernels_in_use(),
         "cuda_available": torch.cuda.is_available(),
         "versions": versions,
         "git_commit": git_commit(),

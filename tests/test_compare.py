@@ -8,7 +8,7 @@ from adbench.results import results_frame, write_results
 from tests.helpers import adbench, one_line
 
 
-def _run(tmp_path, name, changes=None, drop=None, budget="smoke"):
+def _run(tmp_path, name, changes=None, drop=None, budget="smoke", kernels=None):
     """A run folder with a hand-made results table (2 methods × 2 categories × 2 seeds) and the manifest
     config that says how it was made."""
     rows = []
@@ -37,7 +37,10 @@ def _run(tmp_path, name, changes=None, drop=None, budget="smoke"):
     run_dir.mkdir()
     write_results(run_dir, frame)
     config = {"budget": budget, "seeds": [0, 1], "data": None, "pixel_resolution": "native"}
-    (run_dir / "manifest.json").write_text(json.dumps({"config": config, "cells": []}))
+    manifest = {"config": config, "cells": []}
+    if kernels is not None:
+        manifest["environment"] = {"kernels": kernels}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
     return run_dir
 
 
@@ -181,12 +184,22 @@ def test_compare_refuses_a_run_made_otherwise_and_exact_is_two_sided(tmp_path):
         "dataset": "built-in synthetic",
         "seeds": [0, 1],
         "pixel_resolution": "native",
+        "kernels": "native",  # a run made before kernels were recorded used the machine's own
     }
     other = adbench("compare", str(_run(tmp_path, "other", budget="default")), "--baseline", str(baseline))
     assert other.returncode == 2
     assert f"{tmp_path / 'other'}: budget 'default', but {baseline} was made with 'smoke'" in one_line(
         other.stderr
     )
+    portable_run = _run(tmp_path, "portable", kernels="portable")
+    portable = adbench("compare", str(portable_run), "--baseline", str(baseline))
+    assert portable.returncode == 2
+    assert (
+        f"{tmp_path / 'portable'}: kernels 'portable', but {baseline} was made with 'native'; compare a run "
+        "made like it (ADBENCH_PORTABLE_KERNELS=1 selects portable kernels)" in one_line(portable.stderr)
+    )
+    same_kernels = _run(tmp_path, "same-kernels", kernels="native")
+    assert adbench("compare", str(same_kernels), "--baseline", str(baseline)).returncode == 0
 
     better = _run(tmp_path, "better", {("l2ae", "pin", "image_auroc"): 0.1}, drop=("anogan", "sand"))
     assert adbench("compare", str(better), "--baseline", str(baseline)).returncode == 1, "anogan/sand missing"

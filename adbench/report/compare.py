@@ -5,9 +5,9 @@ higher-is-better quality metric (timings depend on the machine and are never gat
 when a baseline entry is missing from it or has dropped by more than the tolerance; improvements and
 entries the baseline does not know pass. `exact` makes it two-sided: any change beyond the tolerance fails.
 
-A baseline also records how its run was made (`protocol`: budget, dataset, seeds, pixel resolution), and
-a run made otherwise is refused: its numbers would differ for reasons other than a regression. Baselines
-written before the protocol was recorded are compared without that check.
+A baseline also records how its run was made (`protocol`: budget, dataset, seeds, pixel resolution,
+kernels), and a run made otherwise is refused: its numbers would differ for reasons other than a
+regression. Baselines written before the protocol was recorded are compared without that check.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 from adbench.atomic import write_json_atomic
 from adbench.errors import AdbenchError, closest_names
 from adbench.files import parse_json, read_text_file
+from adbench.kernels import PORTABLE_VARIABLE
 from adbench.metrics.catalogue import GATED_METRICS
 from adbench.params import coerced, type_problem
 from adbench.timing import TIMING_METRICS
@@ -50,6 +51,8 @@ def run_protocol(manifest: dict[str, Any]) -> dict[str, Any]:
         "seeds": config.get("seeds"),
         # Runs made before the option existed scored at the detectors' input size.
         "pixel_resolution": config.get("pixel_resolution", "input"),
+        # Runs made before kernels were recorded used the machine's own (adbench/kernels.py).
+        "kernels": manifest.get("environment", {}).get("kernels", "native"),
     }
 
 
@@ -61,9 +64,10 @@ def refuse_other_protocol(run_dir: Path, protocol: dict[str, Any], baseline_path
         return
     for key, expected in stored.items():
         if protocol.get(key) != expected:
+            how = f" ({PORTABLE_VARIABLE}=1 selects portable kernels)" if key == "kernels" else ""
             raise AdbenchError(
                 f"{run_dir}: {key} {protocol.get(key)!r}, but {baseline_path} was made with {expected!r}; "
-                f"compare a run made like it, or write a baseline for this one with --update"
+                f"compare a run made like it{how}, or write a baseline for this one with --update"
             )
 
 
