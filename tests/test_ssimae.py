@@ -5,10 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adbench.detector import CategorySpec
-from adbench_methods.autoencoder.detector import L2Autoencoder
+from adbench.data.cache import CategoryTensors, describe, load_category
+from adbench.data.formats.mvtec_ad import read_category
+from adbench.detector import CategorySpec, TrainingBudget
+from adbench.sensitivity import input_sensitivity, is_collapsed
+from adbench_methods.autoencoder.detector import AutoencoderParams, L2Autoencoder
 from adbench_methods.autoencoder.ssim import SSIM_WINDOW, SSIMAutoencoder, ssim_map
 from tests.helpers import skimage_ssim_map, smoke_auroc
+from tests.photos import PhotoSize, write_photo_dataset
 
 
 def test_ssim_map_matches_scikit_image_away_from_the_border():
@@ -38,10 +42,10 @@ def test_ssimae_is_l2ae_on_grayscale_with_the_ssim_loss():
         category = CategorySpec("bottle", kind, 3)
         ssim_params = SSIMAutoencoder.default_params(category, "paper")
         assert ssim_params.channels == 1
-        assert ssim_params.sigmoid_output  # the SSIM loss needs a bounded output (ssim.py)
-        assert dataclasses.replace(ssim_params, channels=3, sigmoid_output=False) == (
-            L2Autoencoder.default_params(category, "paper")
-        )
+        assert ssim_params.l2_weight == 1.0 and not ssim_params.sigmoid_output  # ssim.py says why
+        shared = {k: v for k, v in dataclasses.asdict(ssim_params).items() if k != "l2_weight"}
+        l2_params = L2Autoencoder.default_params(category, "paper")
+        assert AutoencoderParams(**(shared | {"channels": 3})) == l2_params
     texture = SSIMAutoencoder.default_params(CategorySpec("carpet", "texture", 3), "paper")
     assert (texture.image_size, texture.patch_size, texture.patch_stride) == (512, 128, 30)
 
@@ -51,3 +55,28 @@ def test_trained_ssim_autoencoder_separates_synthetic_defects(tiny_root):
     trained = smoke_auroc(SSIMAutoencoder, tiny_root, "washer", "object", steps=150)
     print(f"ssimae AUROC on washer (grey): untrained {untrained:.2f}, trained {trained:.2f}")
     assert untrained < 0.7 and trained > 0.9
+
+
+@pytest.fixture(scope="module")
+def photo_root(tmp_path_factory):
+    return write_photo_dataset(tmp_path_factory.mktemp("photos") / "photos", size=PhotoSize(train_good=24))
+
+
+def _default_fit(root, method, steps, **params):
+    files = read_category(root, "gravel", "texture")
+    category = describe(files)
+    torch.manual_seed(0)
+    detector = method(dataclasses.replace(method.default_params(category, "default"), **params))
+    tensors = load_category(files, category, detector.input_spec)
+    detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, 16))
+    return input_sensitivity(detector, CategoryTensors.as_float(tensors.validation))
+
+
+def test_ssimae_follows_a_photograph_at_the_default_settings_and_ssim_alone_is_flagged(photo_root):
+    """Gravel, a photograph of ordinary contrast: SSIM alone with a sigmoid output (ssimae before issue
+    29) rebuilt it into one flat grey within 50 steps; with the squared error added it follows its input."""
+    sensitivity = _default_fit(photo_root, SSIMAutoencoder, 200)
+    flat = _default_fit(photo_root, SSIMAutoencoder, 100, l2_weight=0.0, sigmoid_output=True)
+    print(f"gravel at default: sensitivity {sensitivity:.3f}; SSIM alone with a sigmoid {flat:.4f}")
+    assert sensitivity > 0.1
+    assert is_collapsed(flat), "the former configuration must be flagged"

@@ -6,7 +6,8 @@ Encoder for a 128×128 input (LeakyReLU 0.2 after every layer but the last):
     then `latent` filters k×k valid -> 1×1×latent   (k = 8 at 128 px)
 
 The decoder mirrors it with transposed convolutions and ends in a linear layer (images are in [0, 1]
-and the L2 loss needs no squashing), or in a sigmoid for the SSIM loss (ssim.py says why). For
+and the losses need no squashing), or, as a parameter, in a sigmoid (which rebuilt photographs into one
+flat image under the SSIM loss: ssim.py). For
 256×256 objects one more stride-2 layer of 32 filters leads
 the encoder (and closes the decoder). Other sides divisible by 16 (32 with the extra layer) work the
 same way with k = side / 16, which the smoke budget uses for small images.
