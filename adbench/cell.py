@@ -178,7 +178,7 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
                 detector.device, lambda: _score_in_chunks(detector, tensors.test, progress, label)
             )
             evaluated = _Evaluated({}, {}, None, score_load, None, ())
-        latency = measure_latency(detector, CategoryTensors.as_float(tensors.test[:1]), config.timing_repeats)
+        latency = _time_latency(progress, detector, tensors, config.timing_repeats, label)
     fit_seconds = None if fit_load is None else fit_load.wall_seconds
     timings = timing_metrics(fit_seconds, latency, len(tensors.test), evaluated.score_load.wall_seconds)
     metrics = evaluated.metrics | timings
@@ -340,9 +340,11 @@ def _evaluate(
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
     intervals = image_intervals(tensors.test_labels, scores.image_scores, task.seed)
     # Defect-free images only, validation first; training images top up a small validation split.
-    metrics[INPUT_SENSITIVITY] = input_sensitivity(
-        detector, CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
-    )
+    defect_free = CategoryTensors.as_float(torch.cat([tensors.validation, tensors.train])[:MAX_IMAGES])
+    # One reconstruction of a few images, but an iterative method searches each of them: a line for it.
+    check = progress.add_task(f"check {escape(label)} input sensitivity", total=None, status="")
+    metrics[INPUT_SENSITIVITY] = input_sensitivity(detector, defect_free)
+    progress.remove_task(check)
     if scores.anomaly_maps is None:
         return _Evaluated(metrics, intervals, None, score_load, None, ())
     # Defect-free validation maps choose the segmentation threshold (MVTec AD §4.3).
@@ -427,6 +429,17 @@ def _keep_samples(detector: Detector, tensors: CategoryTensors, scores: Scores, 
         detector.reconstruct(CategoryTensors.as_float(tensors.test[indices])),
     )
     write_samples(cell_dir / SAMPLES_FILE, samples)
+
+
+def _time_latency(
+    progress: Progress, detector: Detector, tensors: CategoryTensors, repeats: int, label: str
+) -> Latency:
+    """The latency repeats on the first test image, with a bar (an iterative method's take minutes)."""
+    task = progress.add_task(f"time {escape(label)} latency", total=repeats + 1, status="")
+    image = CategoryTensors.as_float(tensors.test[:1])
+    latency = measure_latency(detector, image, repeats, lambda: progress.advance(task))
+    progress.remove_task(task)
+    return latency
 
 
 def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progress, label: str) -> Scores:

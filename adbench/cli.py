@@ -589,8 +589,10 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
     import json
 
     from adbench.plan import plan_grid
+    from adbench.progress import stage_progress
 
-    cells = plan_grid(config, estimate)
+    with stage_progress(err_console) as progress:
+        cells = plan_grid(config, estimate, progress)
     if as_json:
         for cell in cells:
             sys.stdout.write(json.dumps(cell.to_json()) + "\n")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from rich.progress import Progress
 
 from adbench.cell import new_detector
 from adbench.config import RunConfig
@@ -52,16 +53,21 @@ class CellPlan:
         return dataclasses.asdict(self) | {"departures": list(self.departures)}
 
 
-def plan_grid(config: RunConfig, estimate: bool = False) -> list[CellPlan]:
-    """Every cell of the grid in run order; with `estimate`, its duration on `config.device`."""
+def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | None = None) -> list[CellPlan]:
+    """Every cell of the grid in run order; with `estimate`, its duration on `config.device`, each
+    (method, category) timing advancing a `progress` bar (they take seconds each)."""
     grid = resolve_grid(config, dry_run=True)
     device = resolve_device(config.device)
+    probes = len(grid.files) * len(grid.methods)
+    task = progress.add_task("estimate: timing", total=probes, status="") if estimate and progress else None
     cells = []
     for files in grid.files.values():
         category = describe(files, remember=False)
         for method in grid.methods.values():
             detector, budget = new_detector(method, category, config, torch.device("cpu"))
             seconds = _estimate(method, detector, budget, files, config, device) if estimate else None
+            if task is not None:
+                progress.advance(task)
             steps = detector.training_steps(budget, len(files.train))
             for seed in config.seeds:
                 cells.append(
@@ -84,6 +90,8 @@ def plan_grid(config: RunConfig, estimate: bool = False) -> list[CellPlan]:
                         estimated_seconds=seconds,
                     )
                 )
+    if task is not None:
+        progress.remove_task(task)
     return cells
 
 

@@ -195,15 +195,25 @@ class Latency:
     load: MachineLoad  # over all repeats
 
 
-def measure_latency(detector: Detector, image: torch.Tensor, repeats: int) -> Latency:
-    """Per-image latency of `detector.score` on one (1, C, H, W) image, after a warm-up call."""
+def measure_latency(
+    detector: Detector, image: torch.Tensor, repeats: int, on_call: Callable[[], None] | None = None
+) -> Latency:
+    """Per-image latency of `detector.score` on one (1, C, H, W) image, after a warm-up call.
+
+    `on_call` runs after the warm-up and after each repeat, outside the timed calls (a progress bar:
+    an iterative method's repeats take minutes)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    after_call = on_call or (lambda: None)
     detector.score(image)
-    seconds, load = measured(
-        detector.device,
-        lambda: [timed(detector.device, lambda: detector.score(image))[1] for _ in range(repeats)],
-    )
+    after_call()
+
+    def repeat() -> float:
+        seconds = timed(detector.device, lambda: detector.score(image))[1]
+        after_call()
+        return seconds
+
+    seconds, load = measured(detector.device, lambda: [repeat() for _ in range(repeats)])
     milliseconds = np.asarray(seconds) * 1000
     return Latency(
         float(np.median(milliseconds)),

@@ -460,4 +460,6 @@ def test_dry_run_writes_nothing_and_plans_what_the_run_records(tiny_root, tiny_r
     assert table.returncode == 0, table.stderr
     assert "departures from the papers" in table.stdout and "pin" in table.stdout
     assert re.search(r"estimated duration of the grid on cpu: \d+ s", table.stdout)
+    # The timings take seconds per method and category: the log says so as they happen (#31 item 3).
+    assert re.search(r"estimate: timing: started, 1 to do\n.*estimate: timing: done in ", table.stderr)
     assert not (tmp_path / "runs").exists()

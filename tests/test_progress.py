@@ -24,6 +24,11 @@ def test_a_log_gets_a_line_per_stage_before_the_cell_ends(tiny_root, tmp_path):
         "fit l2ae/pin/seed0: 4/40 loss ",  # a tenth of the steps, with the loss
         "fit l2ae/pin/seed0: done in ",
         "score l2ae/pin/seed0: started",
+        "check l2ae/pin/seed0 input sensitivity: started",
+        "check l2ae/pin/seed0 input sensitivity: done in ",
+        "score l2ae/pin/seed0 validation: started",
+        "time l2ae/pin/seed0 latency: started, 2 to do",  # the warm-up call and one repeat
+        "time l2ae/pin/seed0 latency: done in ",
     ):
         assert expected in text, (expected, text)
     assert text.index("fit l2ae/pin/seed0: started") < text.index("score l2ae/pin/seed0: started")

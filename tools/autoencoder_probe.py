@@ -115,6 +115,9 @@ def _linear_small_start(learning_rate: float) -> Variant:
 VARIANTS: dict[str, Variant] = {
     "base": lambda detector: detector,
     "current": lambda detector: type(detector)(type(detector).default_params(detector.category, "default")),
+    "current-paper-optimiser": lambda detector: type(detector)(
+        type(detector).default_params(detector.category, "paper")
+    ),
     "mean-loss": _mean_loss,
     "lr-2e-4": _replace(learning_rate=2e-4),
     "lr-1e-4": _replace(learning_rate=1e-4),

@@ -31,6 +31,8 @@ varied over inputs (spread 0.4–0.8): the decoder ignored it. Candidates, each 
   0.65, 0.72) but ran away on brick in the harness (SSIM 0 everywhere by step 30: SSIM's structure
   term rises towards 0 from below as an anti-correlated output grows, the reason the sigmoid was
   added); a small start (output layer ×0.01, bias 0.5) collapsed like the sigmoid.
+- a warm start: 30 or 60 steps of squared error, then SSIM alone (sigmoid output): flat again within
+  40 steps of the switch.
 The cause is SSIM's landscape near a flat output: its luminance term barely rewards local brightness
 (a grey 0.05 off the image's 0.45 still scores 0.994), so the first thing a weak reconstructor can
 learn, a blurred copy of its input, gains almost nothing, and imprecise structure scores below none
