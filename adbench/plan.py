@@ -58,16 +58,17 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
     (method, category) timing advancing a `progress` bar (they take seconds each)."""
     grid = resolve_grid(config, dry_run=True)
     device = resolve_device(config.device)
+    bar = progress if estimate else None
     probes = len(grid.files) * len(grid.methods)
-    task = progress.add_task("estimate: timing", total=probes, status="") if estimate and progress else None
+    task = None if bar is None else bar.add_task("estimate: timing", total=probes, status="")
     cells = []
     for files in grid.files.values():
         category = describe(files, remember=False)
         for method in grid.methods.values():
             detector, budget = new_detector(method, category, config, torch.device("cpu"))
             seconds = _estimate(method, detector, budget, files, config, device) if estimate else None
-            if task is not None:
-                progress.advance(task)
+            if bar is not None and task is not None:
+                bar.advance(task)
             steps = detector.training_steps(budget, len(files.train))
             for seed in config.seeds:
                 cells.append(
@@ -90,8 +91,8 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
                         estimated_seconds=seconds,
                     )
                 )
-    if task is not None:
-        progress.remove_task(task)
+    if bar is not None and task is not None:
+        bar.remove_task(task)
     return cells
 
 
