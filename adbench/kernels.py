@@ -55,12 +55,13 @@ def apply_if_requested() -> None:
     """
     if not portable_requested():
         return
-    os.environ.update(portable_environment())
+    variables = portable_environment()
+    os.environ.update(variables)
     import torch
 
     # torch reads ATEN_CPU_CAPABILITY at its first operation: one that ran before adbench was imported
     # fixed the kernels already.
-    wanted = portable_environment().get("ATEN_CPU_CAPABILITY", "").upper()
+    wanted = variables.get("ATEN_CPU_CAPABILITY", "").upper()
     if wanted and (chosen := torch.backends.cpu.get_cpu_capability()) != wanted:
         raise RuntimeError(
             f"{PORTABLE_VARIABLE}=1: torch runs {chosen} kernels, not {wanted}; import adbench before "

@@ -20,19 +20,27 @@ import torch
 
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
-from adbench.detector import Detector, TrainingBudget
+from adbench.detector import BudgetName, Detector, TrainingBudget
 from adbench.metrics.image import image_auroc
 from adbench.timing import TIMING_METRICS
 
 
 def smoke_fit(
-    method: type[Detector], root: Path, name: str, kind: str, steps: int, batch_size: int = 8, **params: Any
+    method: type[Detector],
+    root: Path,
+    name: str,
+    kind: str,
+    steps: int,
+    batch_size: int = 8,
+    budget: BudgetName = "smoke",
+    **params: Any,
 ) -> tuple[Detector, CategoryTensors]:
-    """A detector after `steps` seeded steps at the smoke parameters (`params` replaced), and its data."""
+    """A detector after `steps` seeded steps at the `budget`'s parameters (`params` replaced), and its
+    data."""
     files = read_category(root, name, kind)
     category = describe(files)
     torch.manual_seed(0)
-    detector = method(dataclasses.replace(method.default_params(category, "smoke"), **params))
+    detector = method(dataclasses.replace(method.default_params(category, budget), **params))
     tensors = load_category(files, category, detector.input_spec)
     if steps:
         detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, batch_size))

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from adbench.kernels import portable_environment
+
 # Seeded training of a small convolutional network with a linear head (convolutions and the head both
 # reach MKL's matrix product once oneDNN and NNPACK are off); prints a digest of the weights and the
 # kernels torch ran.
@@ -39,7 +41,8 @@ MACHINE_SETTINGS = [
     {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
     {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
 ]
-_X86_64 = os.uname().machine in ("x86_64", "AMD64")
+# Where the portable kernels pin no instruction set (not x86-64), there is nothing to check.
+PINS_INSTRUCTION_SET = "ATEN_CPU_CAPABILITY" in portable_environment()
 
 
 def _train(portable: bool, settings: dict[str, str]) -> list[str]:
@@ -50,7 +53,7 @@ def _train(portable: bool, settings: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.skipif(not _X86_64, reason="portable kernels pin x86-64 instruction sets")
+@pytest.mark.skipif(not PINS_INSTRUCTION_SET, reason="portable kernels pin x86-64 instruction sets")
 def test_portable_kernels_give_the_same_weights_whatever_the_machine_settings():
     runs = [_train(True, settings) for settings in MACHINE_SETTINGS]
     assert {tuple(run[1:]) for run in runs} == {("AVX2", "False", "2", "portable")}
@@ -62,7 +65,7 @@ def test_portable_kernels_give_the_same_weights_whatever_the_machine_settings():
     assert _train(False, {})[4] == "native"
 
 
-@pytest.mark.skipif(not _X86_64, reason="portable kernels pin x86-64 instruction sets")
+@pytest.mark.skipif(not PINS_INSTRUCTION_SET, reason="portable kernels pin x86-64 instruction sets")
 def test_portable_kernels_refuse_a_torch_that_chose_its_kernels_first():
     late = "import torch; torch.ones(2).sum(); import adbench"
     environment = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}

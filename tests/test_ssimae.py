@@ -5,13 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adbench.data.cache import CategoryTensors, describe, load_category
-from adbench.data.formats.mvtec_ad import read_category
-from adbench.detector import CategorySpec, TrainingBudget
+from adbench.data.cache import CategoryTensors
+from adbench.detector import CategorySpec
 from adbench.sensitivity import input_sensitivity, is_collapsed
 from adbench_methods.autoencoder.detector import AutoencoderParams, L2Autoencoder
 from adbench_methods.autoencoder.ssim import SSIM_WINDOW, SSIMAutoencoder, ssim_map
-from tests.helpers import skimage_ssim_map, smoke_auroc
+from tests.helpers import skimage_ssim_map, smoke_auroc, smoke_fit
 from tests.photos import PhotoSize, write_photo_dataset
 
 
@@ -63,12 +62,7 @@ def photo_root(tmp_path_factory):
 
 
 def _default_fit(root, method, steps, **params):
-    files = read_category(root, "gravel", "texture")
-    category = describe(files)
-    torch.manual_seed(0)
-    detector = method(dataclasses.replace(method.default_params(category, "default"), **params))
-    tensors = load_category(files, category, detector.input_spec)
-    detector.fit(CategoryTensors.as_float(tensors.train), TrainingBudget(steps, 16))
+    detector, tensors = smoke_fit(method, root, "gravel", "texture", steps, 16, budget="default", **params)
     return input_sensitivity(detector, CategoryTensors.as_float(tensors.validation))
 
 

@@ -90,7 +90,7 @@ def _l2_warm_up(steps: int) -> Variant:
         def loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             calls[0] += 1
             if calls[0] <= steps:
-                return per_image_sum(((reconstruction - target) ** 2).sum(dim=1))
+                return per_image_sum(L2Autoencoder.anomaly_map(detector, reconstruction, target))
             return ssim_loss(reconstruction, target)
 
         detector.reconstruction_loss = loss
