@@ -155,16 +155,31 @@ def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]])
         for (target, _), tmp in zip(writes, temps, strict=True):
             os.replace(tmp, target)
     except OSError as error:
-        fix = user_fix(error)
-        if fix is None:
-            raise
-        kept = " (the previous version is kept)" if target in existed else ""
-        raise AdbenchError(
-            f"{target}: not written, {os.strerror(error.errno).lower()}{kept}; {fix}"
-        ) from None
+        raise _not_written(target, error, kept=target in existed) from None
     finally:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
+
+
+def _not_written(path: Path, error: OSError, kept: bool) -> Exception:
+    """The one line for a file not written because of `error`; `error` itself when it is a bug."""
+    fix = user_fix(error)
+    if fix is None:
+        return error
+    previous = " (the previous version is kept)" if kept else ""
+    return AdbenchError(f"{path}: not written, {os.strerror(error.errno).lower()}{previous}; {fix}")
+
+
+def check_writable(path: Path) -> None:
+    """AdbenchError, as `write_atomic` would give it, when `path`'s folder cannot take a new file: for
+    commands that compute for a while before they write, so that they fail before, not after."""
+    make_folder(path.parent)
+    try:
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _not_written(path, error, kept=False) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -673,11 +673,12 @@ def evaluate(
     data_format: FormatOption = None,
 ) -> None:
     """Score anomaly maps made by any tool with adbench's metric code; print the table with the means."""
-    from adbench.atomic import write_atomic
+    from adbench.atomic import check_writable, write_atomic
     from adbench.external_maps import evaluate_maps
 
     if os.path.lexists(out):  # a dangling link too: a file is never put in place of one
         raise AdbenchError(f"{out}: already exists and is never overwritten; choose another --out")
+    check_writable(out)
     with err_console.status("evaluating") as status:
         metrics = evaluate_maps(
             dataset,
@@ -901,10 +902,31 @@ def _refuse_undecodable(args: list[str]) -> None:
             )
 
 
+# typer from 0.2x on carries its own copy of click; either way its usage errors derive from the classes
+# below, found through the one typer exports.
+_USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_CLICK_EXCEPTION: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main() -> None:
     try:
         _refuse_undecodable(sys.argv[1:])
-        app()
+        # Not standalone, so that a usage error is ours to print (in one line, as every other error);
+        # what typer's standalone mode returns instead of exiting: an exit code, or a command's None.
+        code = app(prog_name="adbench", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except _CLICK_EXCEPTION as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # a group called alone: its help is the answer
+            error.show()
+            sys.exit(error.exit_code)
+        message = " ".join(error.format_message().split()).rstrip(".")
+        if isinstance(error, _USAGE_ERROR) and error.ctx is not None:
+            message += f"; see {error.ctx.command_path} --help"
+        err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        err_console.print("Aborted!", highlight=False)
+        sys.exit(1)
     except AdbenchError as error:
         err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)

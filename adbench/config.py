@@ -291,8 +291,8 @@ def _is_list_of(kind: type) -> Any:
     return lambda value: isinstance(value, list) and all(isinstance(item, kind) for item in value)
 
 
-def _is_table_of_str(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(item, str) for item in value.values())
+def _is_table_of_kinds(value: Any) -> bool:
+    return isinstance(value, dict) and all(item in ("texture", "object") for item in value.values())
 
 
 def _is_params(value: Any) -> bool:
@@ -320,7 +320,7 @@ OPTION_KEYS: dict[str, tuple[Any, str]] = {
     "name": (lambda value: isinstance(value, str), "a run folder name"),
     "device": (lambda value: isinstance(value, str), "auto, cpu, cuda, cuda:N or mps"),
     "amp": (lambda value: isinstance(value, bool), "true or false"),
-    "kinds": (_is_table_of_str, 'a table of category = "texture" or "object"'),
+    "kinds": (_is_table_of_kinds, 'a table of category = "texture" or "object"'),
     "params": (_is_params, "a table per method of hyperparameter = value, e.g. [params.cbigan] alpha = 1e-4"),
     "executor": (lambda value: isinstance(value, str), f"one of {', '.join(EXECUTORS)}"),
     "scheduler": (lambda value: isinstance(value, str), "a dask scheduler address, e.g. tcp://host:8786"),

@@ -10,7 +10,6 @@ its map, and every map its test image. Image scores are the maps' maxima. The me
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import tifffile
 from PIL import Image
 
-from adbench.atomic import staging_folder
+from adbench.atomic import held_staging_folder
 from adbench.data.cache import DECODE_ERRORS, NativeMasks, load_native_masks
 from adbench.data.formats import read_dataset
 from adbench.data.layout import CategoryFiles
@@ -102,35 +101,27 @@ def _map_stem(maps_root: Path, files: CategoryFiles, image: Path) -> Path:
 def write_maps(maps_root: Path, files: CategoryFiles, maps: np.ndarray) -> None:
     """The category's test maps (in the dataset's test order, at the masks' size) as float32 TIFFs under
     `maps_root`, which must not exist: built in a hidden folder beside it, then renamed into place."""
-    staging = staging_folder(maps_root)
-    try:
+    with held_staging_folder(maps_root, "maps") as staging:
         for item, anomaly_map in zip(files.test, maps, strict=True):
-            path = _map_stem(staging, files, item.path).with_suffix(".tiff")
+            path = _map_stem(staging / maps_root.name, files, item.path).with_suffix(".tiff")
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.asarray(anomaly_map, dtype=np.float32)).save(path)
-        staging.rename(maps_root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / maps_root.name).rename(maps_root)
 
 
 def write_submission(submission_root: Path, files: CategoryFiles, maps: np.ndarray) -> None:
     """The unlabeled test images' maps as MVTec AD 2's evaluation server takes them, under
     `submission_root` (which must not exist): <category>/<split>/<image stem>.tiff, float16, one channel,
     each at its image's size (`maps` are upsampled bilinearly to it)."""
-    staging = staging_folder(submission_root)
-    try:
+    with held_staging_folder(submission_root, "maps") as staging:
         for image, anomaly_map in zip(files.unlabeled, maps, strict=True):
             with Image.open(image) as opened:
                 width, height = opened.size
-            path = _map_stem(staging, files, image).with_suffix(".tiff")
+            path = _map_stem(staging / submission_root.name, files, image).with_suffix(".tiff")
             path.parent.mkdir(parents=True, exist_ok=True)
             full = upsample_maps(np.asarray(anomaly_map, dtype=np.float32)[None], (height, width))[0]
             tifffile.imwrite(path, full.astype(np.float16))
-        staging.rename(submission_root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / submission_root.name).rename(submission_root)
 
 
 def _map_path(maps_root: Path, files: CategoryFiles, image: Path) -> Path:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adbench.errors import AdbenchError
+from adbench.files import parse_json
 
 LOCK_FILE = ".lock"
 # The holder's pid and host are written after this byte, so that the lock (on byte 0, the Windows way)
@@ -48,9 +49,9 @@ def try_lock(descriptor: int) -> bool:
 
 def _holder(lock: Path) -> str:
     try:
-        holder = json.loads(lock.read_bytes()[_HOLDER_OFFSET:])
+        holder = parse_json(lock.read_bytes()[_HOLDER_OFFSET:].decode())
         return f"process {holder['pid']} on {holder['host']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
         return "another process"
 
 

@@ -56,6 +56,7 @@ from adbench.detector import CategorySpec, Detector, InputSpec
 from adbench.devices import parse_device, resolve_device
 from adbench.errors import AdbenchError
 from adbench.files import read_json_file
+from adbench.kernels import PORTABLE_VARIABLE, kernels_in_use
 from adbench.names import checked_name
 from adbench.progress import stage_progress
 from adbench.registry import load_method
@@ -177,6 +178,8 @@ class _Grid:
         self.finished: set[tuple[str, str, int]] = set()
         self.rows: list[dict[str, Any]] = []
         self.manifest: dict[str, Any] = {}
+        # Every cell of a run computes at one thread count (see cell.run_cell); a resumed run keeps its own.
+        self.threads = torch.get_num_threads()
         assert config.run_name is not None or not resume
         self.run_dir = config.out / config.run_name if resume and config.run_name else Path()
 
@@ -207,7 +210,7 @@ class _Grid:
                     c.category,
                     c.seed,
                     data_fingerprint=fingerprints[c.files.name],
-                    threads=torch.get_num_threads(),
+                    threads=self.threads,
                 )
                 for c in pending
             ]
@@ -238,6 +241,16 @@ class _Grid:
         manifest_path = self.run_dir / MANIFEST
         self.manifest = read_json_file(manifest_path, "run manifest", "expected an adbench run folder")
         cells = _stored_cells(self.manifest, manifest_path)
+        stored_threads = _stored_computation(self.manifest, manifest_path)
+        if stored_threads is not None and stored_threads <= (os.cpu_count() or 1):
+            self.threads = stored_threads
+        elif stored_threads is not None:  # more threads than cores would slow every cell many times over
+            self.console.print(
+                f"[yellow]note:[/] the run's cells computed at {stored_threads} threads, more than this "
+                f"machine's {os.cpu_count()} cores; the cells still to run compute at {self.threads}, "
+                "which can change their results by rounding",
+                highlight=False,
+            )
         _refuse_links(self.run_dir / "cells")
         stored = (
             read_results(self.run_dir) if (self.run_dir / RESULTS_PARQUET).exists() else results_frame([])
@@ -261,7 +274,7 @@ class _Grid:
         """Continue the run in its own folder: forget its unfinished cells and a killed writer's files."""
         for leftover in _stale_temporary_files(self.run_dir):
             leftover.unlink(missing_ok=True)
-        self.manifest |= {"status": "running", "environment": environment()}
+        self.manifest |= {"status": "running", "environment": environment() | {"torch_threads": self.threads}}
         self.manifest.setdefault("resumed_at", []).append(self.started.isoformat())
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
@@ -378,6 +391,23 @@ def _input_spec(method: type[Detector], category: CategorySpec, config: RunConfi
     if config.eval_only_from is None:
         return new_detector(method, category, config, torch.device("cpu"))[0].input_spec
     return method.load(source_checkpoint(config.eval_only_from, method.name, category.name, seed)).input_spec
+
+
+def _stored_computation(manifest: dict[str, Any], manifest_path: Path) -> int | None:
+    """The thread count the resumed run's cells computed at (None for a run that recorded none);
+    AdbenchError when this process computes with other kernels than the run did, since its remaining
+    cells would then differ from the ones it keeps by more than rounding."""
+    stored = manifest.get("environment")
+    stored = stored if isinstance(stored, dict) else {}
+    kernels = stored.get("kernels", "native")  # runs made before kernels were recorded used the native
+    if kernels != kernels_in_use():
+        setting = f"{PORTABLE_VARIABLE}=1" if kernels == "portable" else f"{PORTABLE_VARIABLE} unset"
+        raise AdbenchError(
+            f"{manifest_path}: the run computed with {kernels} kernels, this process with "
+            f"{kernels_in_use()}; resume it with {setting}, so that all its cells compute alike"
+        )
+    threads = stored.get("torch_threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
 
 
 def _stored_cells(manifest: Any, path: Path) -> list[dict[str, Any]]:

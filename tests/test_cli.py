@@ -157,6 +157,30 @@ def test_bad_arguments_give_one_line(args, message, tiny_root, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing is created before the inputs are valid"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "--bogus"],
+            "error: No such option: --bogus (Possible options: --out); see adbench run --help",
+        ),
+        (["nosuch"], "error: No such command 'nosuch'; see adbench --help"),
+        (["compare"], "error: Missing argument 'RUN'; see adbench compare --help"),
+        (["run", "--seeds"], "error: Option '--seeds' requires an argument"),
+        (["time", "--repeats", "x"], "error: Invalid value for '--repeats'"),
+    ],
+)
+def test_usage_errors_are_one_line_too(args, message):
+    result = adbench(*args)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(message)
+
+
+def test_a_group_called_alone_shows_its_help():
+    result = adbench("data")
+    assert result.returncode == 2 and "Commands:" in result.stdout + result.stderr
+
+
 def test_out_under_a_file_is_one_line(tiny_root, tmp_path):
     (tmp_path / "notes").write_text("keep me")
     for out in ("notes", "notes/runs"):

@@ -9,6 +9,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,15 +19,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from safetensors.torch import save_file
 
+from adbench import external_maps
 from adbench.atomic import STAGING_LOCK
 from adbench.data.cache import describe, load_category, load_native_masks
 from adbench.data.formats import read_dataset
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
+from adbench.external_maps import write_maps as export_maps
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench, one_line
 from tests.layouts import LOCO_CONFIG, build_mvtec_loco
@@ -86,6 +90,58 @@ def test_a_float_image_outside_0_1_stops_run_and_data_info_with_the_same_line(
     info = adbench("data", "info", str(dataset_copy), "--categories", "pin")
     assert info.returncode == 2
     assert one_line(info.stderr) == f"error: {message}"
+
+
+# --- integer images: scaled from the range their file states, never from their pixels ---------------
+
+
+def _replace_train_image(root: Path, suffix: str, write: Callable[[Path, np.ndarray], None]) -> Path:
+    """TRAIN_IMAGE replaced by a file of `suffix` that `write` fills with its values × 257 (16 bits)."""
+    png = root / TRAIN_IMAGE
+    values = np.asarray(Image.open(png), dtype=np.int64) * 257
+    png.unlink()
+    path = png.with_suffix(suffix)
+    write(path, values)
+    return path
+
+
+def test_a_dark_16_bit_tiff_loads_as_its_8_bit_original_not_rescaled_by_its_maximum(dataset_copy):
+    original = np.asarray(Image.open(dataset_copy / TRAIN_IMAGE))
+    path = _replace_train_image(
+        dataset_copy, ".tiff", lambda p, v: tifffile.imwrite(p, (v // 16).astype(np.uint16))
+    )
+    files = read_category(dataset_copy, "pin", "object")
+    loaded = (
+        load_category(files, describe(files), InputSpec(SIZE, 1)).train[files.train.index(path)].numpy()[0]
+    )
+    np.testing.assert_allclose(loaded, original / 16, atol=1)  # 4 bits darker, as the file says
+
+
+@pytest.mark.parametrize(
+    ("dtype", "problem"),
+    [
+        (np.int32, "a 32-bit signed integer image"),
+        (np.uint32, "a 32-bit integer image"),
+        (np.int16, "a 16-bit signed integer image"),
+    ],
+)
+def test_an_integer_image_of_no_stated_range_stops_run_and_data_info_with_the_same_line(
+    dataset_copy, dtype, problem
+):
+    path = _replace_train_image(
+        dataset_copy, ".tiff", lambda p, v: tifffile.imwrite(p, (v // 257).astype(dtype))
+    )
+    assert Image.open(path).mode == "I", "the mode whose range Pillow does not say"
+    files = read_category(dataset_copy, "pin", "object")
+    with pytest.raises(AdbenchError) as raised:
+        load_category(files, describe(files), InputSpec(SIZE, 1))
+    assert str(raised.value) == (
+        f"{path}: {problem}, whose range adbench cannot read from the file; "
+        "save it as an 8- or 16-bit (unsigned) image"
+    )
+    info = adbench("data", "info", str(dataset_copy), "--categories", "pin")
+    assert info.returncode == 2
+    assert one_line(info.stderr) == f"error: {raised.value}"
 
 
 # --- parameters checked against each other, wherever they come from ---------------------------------
@@ -183,6 +239,29 @@ def test_a_bad_kind_blames_the_option_not_categories_toml(tiny_root, tmp_path):
     assert evaluate.returncode == 2 and one_line(evaluate.stderr) == expected
 
 
+def test_a_kind_for_a_category_the_dataset_lacks_is_one_line_not_ignored(tiny_root):
+    for command in (["data", "info", str(tiny_root)], ["run", "--methods", "l2ae", "--categories", "pin",
+                    "--data", str(tiny_root), "--dry-run"]):  # fmt: skip
+        result = adbench(*command, "--kinds", "pinn=object")
+        assert result.returncode == 2
+        assert one_line(result.stderr).startswith(
+            f"error: --kinds pinn=object: unknown category 'pinn' in {tiny_root}. Did you mean 'pin'?"
+        )
+
+
+def test_a_bad_kind_in_a_grid_file_names_the_file_and_its_key(tiny_root, tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        f'methods = ["l2ae"]\ncategories = ["pin"]\ndata = "{tiny_root}"\n[kinds]\npin = "bogus"\n'
+    )
+    result = adbench("run", "--config", str(grid), "--dry-run")
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"error: {grid}: kinds = {{'pin': 'bogus'}} has the wrong type; "
+        'expected a table of category = "texture" or "object"'
+    )
+
+
 # --- baselines --------------------------------------------------------------------------------------
 
 
@@ -275,6 +354,28 @@ def test_data_info_refuses_an_unlisted_loco_mask_value_with_the_runs_line(tiny_r
     assert info.returncode == 2 and one_line(info.stderr) == f"error: {raised.value}"
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (lambda mask: np.zeros_like(mask), "marks no pixel; remove the empty mask file"),
+        (lambda mask: np.stack([mask, mask * 0, mask * 0], axis=-1), "a colour mask; each defect's mask is"),
+    ],
+    ids=["empty", "colour"],
+)
+def test_an_empty_or_colour_loco_mask_is_named_for_what_it_is_by_run_and_data_info(
+    tiny_root, tmp_path, content, problem
+):
+    root = build_mvtec_loco(tiny_root, tmp_path / "loco").root
+    mask_path = next((root / "pushpins" / "ground_truth").rglob("000.png"))
+    Image.fromarray(content(np.asarray(Image.open(mask_path)))).save(mask_path)
+    files = read_dataset(root, ["pushpins"], {}).files["pushpins"]
+    with pytest.raises(AdbenchError) as raised:
+        load_native_masks(files)
+    assert str(raised.value).startswith(f"{mask_path}: {problem}"), "not 'its defect pixels are 0'"
+    info = adbench("data", "info", str(root), "--categories", "pushpins")
+    assert info.returncode == 2 and one_line(info.stderr) == f"error: {raised.value}"
+
+
 # --- read-only outputs: each command's own fix, no --resume where there is none ----------------------
 
 
@@ -291,11 +392,16 @@ def _main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
     return int(exited.value.code), one_line(capsys.readouterr().err)
 
 
+def _never_called(*args: object, **kwargs: object) -> None:
+    raise AssertionError("called")
+
+
 def test_a_read_only_evaluate_out_says_to_choose_another_place(tiny_root, tmp_path, monkeypatch, capsys):
     maps_root = tmp_path / "maps"
     write_maps(tiny_root, maps_root, "pin")
     out = tmp_path / "m.csv"
     monkeypatch.setattr(tempfile, "mkstemp", _read_only)
+    monkeypatch.setattr(external_maps, "evaluate_maps", _never_called)  # refused before the work, not after
     code, line = _main(
         monkeypatch, capsys, "evaluate", "--dataset", str(tiny_root), "--anomaly-maps", str(maps_root),
         "--categories", "pin", "--out", str(out),
@@ -320,24 +426,24 @@ def test_a_read_only_synth_out_says_to_choose_another_place(tmp_path, monkeypatc
 # --- report: the staging folder of a killed report is removed by the next one ------------------------
 
 
-def _killed_report(out: Path) -> Path:
-    """The staging folder a report killed (SIGKILL) while writing `out` left behind."""
+def _killed_writer(out: Path, kind: str = "report") -> Path:
+    """The staging folder a writer of `kind` killed (SIGKILL) while writing `out` left behind."""
     script = (
         "import os, signal, sys\nfrom pathlib import Path\nfrom adbench.atomic import held_staging_folder\n"
-        "with held_staging_folder(Path(sys.argv[1]), 'report') as folder:\n"
-        "    (folder / 'half.png').write_bytes(b'half a figure')\n"
+        "with held_staging_folder(Path(sys.argv[1]), sys.argv[2]) as folder:\n"
+        "    (folder / 'half.png').write_bytes(b'half a file')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    killed = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", script, str(out), kind], capture_output=True)
     assert killed.returncode == -9, killed.stderr
-    [left] = out.parent.glob(".adbench-report-*")
+    [left] = out.parent.glob(f".adbench-{kind}-*")
     return left
 
 
 def test_the_next_report_removes_a_killed_reports_staging_folder_and_nothing_else(one_cell_run, tmp_path):
     out = tmp_path / "reports" / "r.md"
     out.parent.mkdir()
-    abandoned = _killed_report(out)
+    abandoned = _killed_writer(out)
     live = out.parent / ".adbench-report-live"  # a report still writing: its lock is held
     live.mkdir()
     lock = open(live / STAGING_LOCK, "w")  # noqa: SIM115 - held across the report below
@@ -361,3 +467,31 @@ def test_the_next_report_removes_a_killed_reports_staging_folder_and_nothing_els
         ".adbench-report-live",
         ".r.md-cache",
     ]
+
+
+def test_a_killed_synth_cache_build_or_map_export_leaves_nothing_the_next_one_keeps(
+    tiny_root, tmp_path, monkeypatch
+):
+    """Every writer that builds a folder beside its target (data synth, a cache entry, --save-maps) takes
+    its staging folder the way report does, so a killed one's is removed by the next of its kind."""
+    out = tmp_path / "data" / "synthetic"
+    out.parent.mkdir()
+    abandoned = _killed_writer(out, "synth")
+    assert adbench("data", "synth", "--out", str(out)).returncode == 0
+    assert sorted(path.name for path in out.parent.iterdir()) == ["synthetic"]
+
+    monkeypatch.setenv("ADBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    files = read_dataset(tiny_root, ["pin"], {}).files["pin"]
+    category = describe(files)
+    load_category(files, category, InputSpec(16, 1))
+    [entry] = (tmp_path / "cache").glob("*/pin-*[!n]")  # the tensors' entry, not the spec's .json
+    shutil.rmtree(entry)
+    abandoned = _killed_writer(entry, "cache")
+    load_category(files, category, InputSpec(16, 1))
+    assert entry.is_dir() and not abandoned.exists()
+    assert not [path for path in entry.parent.iterdir() if path.name.startswith(".")]
+
+    maps_root = tmp_path / "maps"
+    abandoned = _killed_writer(maps_root, "maps")
+    export_maps(maps_root, files, np.zeros((len(files.test), 8, 8), np.float32))
+    assert maps_root.is_dir() and not abandoned.exists()

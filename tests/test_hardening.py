@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
+from adbench.kernels import PORTABLE_VARIABLE, kernels_in_use
 from adbench.results import MANIFEST
-from adbench.run_lock import LOCK_FILE, run_lock
+from adbench.run_lock import LOCK_FILE, _holder, run_lock
 from tests.helpers import adbench, one_line, snapshot
 from tests.test_evaluate import write_maps
 
@@ -165,6 +167,39 @@ def test_a_symlinked_cell_folder_leaves_its_target_untouched(one_cell_run, tmp_p
     assert snapshot(victim) == before
 
 
+def _forget_the_cell(run_dir: Path, environment: dict[str, object]) -> None:
+    """The run as if killed before its one cell was recorded, its environment's entries replaced."""
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    manifest["cells"], manifest["status"] = [], "running"
+    manifest["environment"] |= environment
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_resume_computes_at_the_runs_own_thread_count(one_cell_run, tmp_path):
+    run_dir = _copy(one_cell_run, tmp_path / "one")
+    other = 1 if torch.get_num_threads() > 1 else 2
+    _forget_the_cell(run_dir, {"torch_threads": other})
+    result = adbench("run", "--resume", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert [cell["torch_threads"] for cell in manifest["cells"]] == [other]
+    assert manifest["environment"]["torch_threads"] == other
+
+
+def test_resume_with_other_kernels_than_the_run_is_one_line_and_changes_nothing(one_cell_run, tmp_path):
+    run_dir = _copy(one_cell_run, tmp_path / "one")
+    other = "native" if kernels_in_use() == "portable" else "portable"
+    _forget_the_cell(run_dir, {"kernels": other})
+    before = snapshot(run_dir)
+    result = adbench("run", "--resume", str(run_dir))
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"error: {run_dir / MANIFEST}: the run computed with {other} kernels, this process with "
+        f"{kernels_in_use()}; resume it with {PORTABLE_VARIABLE}"
+    )
+    assert snapshot(run_dir) == before
+
+
 def test_resume_removes_a_killed_writers_temporary_files(one_cell_run, tmp_path):
     run_dir = _copy(one_cell_run, tmp_path / "one")
     stale = [run_dir / ".results.csv.k2j3.tmp", run_dir / CHECKPOINT.parent / ".scores.csv.x8a.tmp"]
@@ -219,6 +254,17 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(one_cell_run, tmp_path):
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 0, result.stderr
     assert not (run_dir / LOCK_FILE).exists(), "a run that ends removes its lock file"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b" " + b"[" * 100_000 + b"]" * 100_000, b" \xff\xfe", b' ["pid"]', b' {"pid": 1}', b"", b' "host"'],
+    ids=["deep", "not-utf8", "list", "no-host", "empty", "string"],
+)
+def test_a_held_lock_whose_holder_cannot_be_read_is_named_another_process(tmp_path, content):
+    lock = tmp_path / LOCK_FILE
+    lock.write_bytes(content)
+    assert _holder(lock) == "another process"
 
 
 @pytest.mark.parametrize("planted", ["folder", "link"])

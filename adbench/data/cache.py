@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from adbench.atomic import staging_folder, write_text_atomic
-from adbench.data.layout import CategoryFiles, DefectsConfig, Saturation, TestImage
+from adbench.atomic import held_staging_folder, write_text_atomic
+from adbench.data.layout import CategoryFiles, DefectsConfig, Saturation
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
 from adbench.metrics.pixel import Regions, label_regions
@@ -279,14 +279,15 @@ def _index(files: CategoryFiles) -> dict[str, list[str]]:
 
 def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str]]) -> None:
     """Write a cache entry folder atomically (built beside it, then renamed)."""
-    tmp = staging_folder(entry)
     try:
-        np.savez(tmp / "arrays.npz", **arrays)
-        (tmp / "index.json").write_text(json.dumps(index))
-        os.replace(tmp, entry)
+        with held_staging_folder(entry, "cache") as staging:
+            tmp = staging / entry.name
+            tmp.mkdir()
+            np.savez(tmp / "arrays.npz", **arrays)
+            (tmp / "index.json").write_text(json.dumps(index))
+            os.replace(tmp, entry)
     except OSError as error:
         # Another process built the same entry first; its arrays are identical.
-        shutil.rmtree(tmp, ignore_errors=True)
         if (entry / "index.json").is_file():
             return
         if error.errno in (errno.ENOSPC, errno.EDQUOT):  # the user's to fix: one line, not a traceback
@@ -381,14 +382,29 @@ def _to_uint8(image: Image.Image, channels: int, path: Path) -> Image.Image:
         image = Image.fromarray(np.round(float_pixels(image, path) * 255.0).astype(np.uint8))
     elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
         values = np.asarray(image, dtype=np.float64)
-        # A 16-bit mode states its range; guessing it from the pixels would brighten a dark image 257x,
-        # and differently from its brighter neighbours. Only I carries no range, so guess there.
-        sixteen_bit = image.mode.startswith("I;16") or values.max(initial=0) > 255
-        top = 65535.0 if sixteen_bit else 255.0
-        image = Image.fromarray(np.clip(np.round(values * 255.0 / top), 0, 255).astype(np.uint8))
+        image = Image.fromarray(np.round(values * 255.0 / _sixteen_bit_top(image, path)).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA").convert("RGB")
     return image.convert("L" if channels == 1 else "RGB")
+
+
+def _sixteen_bit_top(image: Image.Image, path: Path) -> float:
+    """65535, the top of the 16-bit modes' range. Mode I (a TIFF of 32 or signed bits) states no range
+    Pillow reads, and guessing one from the pixels would brighten a dark image 257x, and differently
+    from its brighter neighbours, so it is refused."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    tags = getattr(image, "tag_v2", {})
+    raise AdbenchError(
+        f"{path}: a {_bits(tags)}integer image, whose range adbench cannot read from the file; "
+        "save it as an 8- or 16-bit (unsigned) image"
+    )
+
+
+def _bits(tags: Any) -> str:
+    bits, sample_format = tags.get(258), tags.get(339, 1)
+    signed = "signed " if sample_format in (2, (2,)) else ""
+    return f"{bits[0] if isinstance(bits, tuple) else bits}-bit {signed}" if bits else signed
 
 
 def float_pixels(image: Image.Image, path: Path) -> np.ndarray:
@@ -407,9 +423,14 @@ def float_pixels(image: Image.Image, path: Path) -> np.ndarray:
     return values
 
 
-def check_float_image(path: Path) -> None:
-    """What a run checks of a float image's pixels (`float_pixels`), for `adbench data info`."""
-    float_pixels(_open(path), path)
+def check_pixel_range(path: Path, mode: str) -> None:
+    """What a run checks of a float or integer image's range (`float_pixels`, `_sixteen_bit_top`), for
+    `adbench data info`; nothing to check (and nothing read) for the other modes."""
+    if mode == FLOAT_MODE:
+        float_pixels(_open(path), path)
+    elif mode == "I":
+        with Image.open(path) as image:
+            _sixteen_bit_top(image, path)
 
 
 def _resize(image: Image.Image, spec: InputSpec, path: Path) -> np.ndarray:
@@ -450,9 +471,7 @@ def _decode_masks(
                 defect_image.append(i)
                 defect_pixels.append(np.flatnonzero(binary))
                 native_pixels = image_sizes[item.path][0] * image_sizes[item.path][1]
-                saturation.append(
-                    _saturation(files.defects_config, mask_path, item, value, binary, size, native_pixels)
-                )
+                saturation.append(_saturation(files.defects_config, mask_path, value, binary, native_pixels))
             if on_image:
                 on_image()
     if files.defects_config is None:
@@ -467,20 +486,12 @@ def _decode_masks(
 
 
 def _saturation(
-    config: DefectsConfig,
-    mask_path: Path,
-    item: TestImage,
-    value: int,
-    binary: np.ndarray,
-    size: int | None,
-    native_pixels: int,
+    config: DefectsConfig, mask_path: Path, value: int, binary: np.ndarray, native_pixels: int
 ) -> float:
     """The defect's saturation area in pixels at the size its mask was decoded to (`native_pixels`: its
     image's own pixel count, the scale of an absolute threshold)."""
     known = listed_defect(config, mask_path, value)
     area = int(np.count_nonzero(binary))
-    if area == 0 and size is None:
-        raise AdbenchError(f"{mask_path}: marks no pixel of {item.path.name}; remove the empty mask file")
     # A defect too small to survive resizing to the input size stays counted: it cannot be found there.
     scale = binary.size / native_pixels
     return saturation_area(area, known.threshold, known.relative, scale)
@@ -489,6 +500,13 @@ def _saturation(
 def listed_defect(config: DefectsConfig, mask_path: Path, value: int) -> Saturation:
     """The defect `config` lists for a mask's pixel `value`; AdbenchError naming the mask when it lists
     none."""
+    if value == _EMPTY:
+        raise AdbenchError(f"{mask_path}: marks no pixel; remove the empty mask file")
+    if value == _COLOUR:
+        raise AdbenchError(
+            f"{mask_path}: a colour mask; each defect's mask is grayscale, its pixels the defect's "
+            f"pixel_value in {config.path}"
+        )
     known = config.by_pixel_value.get(value)
     if known is None:
         listed = ", ".join(str(v) for v in sorted(config.by_pixel_value))
@@ -505,11 +523,17 @@ def check_listed_defect(config: DefectsConfig, mask_path: Path) -> None:
     listed_defect(config, mask_path, _defect_value(mask, _defect_pixels(mask)))
 
 
+# What `_defect_value` gives for a mask without one: no pixel is a defect's, or the mask is in colour.
+_EMPTY, _COLOUR = -1, -2
+
+
 def _defect_value(mask: Image.Image, defect: np.ndarray) -> int:
-    """The value most of the mask's `defect` pixels hold (MVTec LOCO's defect id); 0 for a colour mask
-    or one that marks no pixel."""
-    if mask.mode not in _GRAY_MODES or not defect.any():
-        return 0
+    """The value most of the mask's `defect` pixels hold (MVTec LOCO's defect id); _EMPTY or _COLOUR
+    when it holds none."""
+    if not defect.any():
+        return _EMPTY
+    if mask.mode not in _GRAY_MODES:
+        return _COLOUR
     values, counts = np.unique(np.asarray(mask)[defect], return_counts=True)
     return int(values[np.argmax(counts)])
 

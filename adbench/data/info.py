@@ -19,9 +19,8 @@ from PIL import Image
 
 from adbench.data.cache import (
     DECODE_ERRORS,
-    FLOAT_MODE,
-    check_float_image,
     check_listed_defect,
+    check_pixel_range,
     describe,
     mask_size_error,
     unreadable_image,
@@ -103,8 +102,7 @@ def _checked_sizes(files: CategoryFiles, on_file: Callable[[], None] | None) -> 
     sizes = {}
     for path in images:
         mode, sizes[path] = _verified_header(path)
-        if mode == FLOAT_MODE:
-            check_float_image(path)
+        check_pixel_range(path, mode)
         if on_file:
             on_file()
     for item in files.test:

@@ -185,6 +185,15 @@ def read_kinds(
     return kinds
 
 
+def check_override_names(overrides: Mapping[str, str], available: Sequence[str], root: Path) -> None:
+    """AdbenchError for the first --kinds category the dataset does not have (a typo would otherwise
+    leave the category it meant at its declared kind, silently)."""
+    for name, kind in overrides.items():
+        if name not in available:
+            message = unknown_name_message("category", name, list(available), where=str(root))
+            raise AdbenchError(f"--kinds {name}={kind}: {message}")
+
+
 def check_kind_overrides(overrides: Mapping[str, str]) -> None:
     """AdbenchError for the first --kinds value that is no kind (blamed on --kinds, not on a file)."""
     for name, kind in overrides.items():

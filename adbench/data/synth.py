@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adbench.atomic import staging_folder
+from adbench.atomic import held_staging_folder
 from adbench.data.layout import KINDS_FILE
 from adbench.detector import CategoryKind
 from adbench.errors import AdbenchError
@@ -269,15 +268,13 @@ def generate(out: Path, seed: int = 0, size: SynthSize = SynthSize()) -> Path:
         raise AdbenchError(f"--seed {seed}: the seed must be an integer from 0 to {2**32 - 1}")
     if out.exists():
         raise FileExistsError(out)
-    tmp = staging_folder(out)
-    try:
+    with held_staging_folder(out, "synth") as staging:
+        tmp = staging / out.name
         for index, category in enumerate(CATEGORIES):
             _write_category(tmp, index, category, seed, size)
         kinds = "\n".join(f'{c.name} = "{c.kind}"' for c in CATEGORIES)
         (tmp / KINDS_FILE).write_text(f"# Synthetic adbench data, seed {seed}\n[kinds]\n{kinds}\n")
         os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

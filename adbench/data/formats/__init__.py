@@ -20,6 +20,7 @@ from adbench.data.formats.visa import VisA
 from adbench.data.layout import (
     CategoryFiles,
     check_names,
+    check_override_names,
     check_places,
     order_categories,
     read_kinds,
@@ -87,6 +88,7 @@ def read_dataset(
     if not available:
         raise AdbenchError(f"{root}: no {dataset_format.title} categories; expected {dataset_format.expects}")
     names = resolve_categories(available, categories, root)
+    check_override_names(kind_overrides, available, root)
     for name in names:
         checked_name(name, "category", root)
     refuse_same_folder(names, "categories", root)
