@@ -16,7 +16,13 @@ from adbench.config import RunConfig
 from adbench.detector import BudgetName, CategorySpec, Detector, InputSpec, Scores, TrainingBudget
 from adbench.registry import load_method
 from adbench.report.markdown import COLLAPSE_MARK, build_report
-from adbench.sensitivity import COLLAPSE_WARNING, INPUT_SENSITIVITY, input_sensitivity, is_collapsed
+from adbench.sensitivity import (
+    COLLAPSE_WARNING,
+    INPUT_SENSITIVITY,
+    _mean_pairwise_difference,
+    input_sensitivity,
+    is_collapsed,
+)
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench
 
@@ -82,6 +88,45 @@ def test_sensitivity_is_one_for_identity_and_zero_for_a_template():
 
     assert input_sensitivity(Half(_TemplateParams(3, 16)), images) == pytest.approx(0.5)
     assert not is_collapsed(float("nan")), "an unmeasurable cell is not called collapsed"
+
+
+def test_a_template_that_varies_without_following_its_input_is_flagged():
+    """Issue 29 item 4: a generator that redraws its template from a latent that moves with the input
+    gives reconstructions that differ as much as the inputs, just not like them. Their magnitudes (the
+    former figure) called it sensitive; the share of the inputs' differences reproduced is about 0."""
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    class Redrawing(TemplateDetector):
+        def reconstruct(self, images):
+            noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
+            return 0.5 + (noise - 0.5)  # as varied as the inputs, independent of them
+
+    redrawing = Redrawing(_TemplateParams(3, 32))
+    magnitudes = _mean_pairwise_difference(redrawing.reconstruct(images).numpy()) / _mean_pairwise_difference(
+        images.numpy()
+    )
+    assert magnitudes == pytest.approx(1.0, abs=0.05), "they differ as much as the inputs: the former figure"
+    assert abs(input_sensitivity(redrawing, images)) < 0.02 and is_collapsed(
+        input_sensitivity(redrawing, images)
+    )
+
+    class FollowingPlusNoise(Redrawing):
+        def reconstruct(self, images):
+            return 0.3 * images + 0.7 * super().reconstruct(images)
+
+    assert input_sensitivity(FollowingPlusNoise(_TemplateParams(3, 32)), images) == pytest.approx(
+        0.3, abs=0.03
+    )
+
+
+def test_a_reconstruction_of_other_channels_or_size_is_compared_on_what_they_share():
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    class GrayHalfSize(TemplateDetector):
+        def reconstruct(self, images):
+            return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), 2)
+
+    assert input_sensitivity(GrayHalfSize(_TemplateParams(3, 16)), images) == pytest.approx(1.0)
 
 
 def test_a_template_detector_is_flagged_in_the_line_the_manifest_and_the_report(
