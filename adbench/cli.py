@@ -26,6 +26,16 @@ from adbench.atomic import user_error
 from adbench.errors import AdbenchError
 from adbench.files import encodes_as_utf8
 from adbench.metrics.catalogue import METRICS
+from adbench.options import (
+    OPTIONS_BY_KEY,
+    RUN_OPTIONS,
+    flag_name,
+    given_flags,
+    parse_kinds,
+    run_option_annotation,
+    split_names,
+    with_run_options,
+)
 
 if TYPE_CHECKING:
     from adbench.config import RunConfig
@@ -90,31 +100,6 @@ EVALUATE_METRICS = (
 )
 
 
-def _split(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _parse_seeds(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in _split(value) or ())
-    except ValueError:
-        raise AdbenchError(f"--seeds {value}: expected integers separated by commas, e.g. 0,1,2") from None
-
-
-def _parse_kinds(value: str | None) -> tuple[tuple[str, str], ...]:
-    pairs: dict[str, str] = {}
-    for item in _split(value) or ():
-        name, sep, kind = item.partition("=")
-        if not sep:
-            raise AdbenchError(f"--kinds {item}: expected category=texture or category=object")
-        if name in pairs:  # the last would win silently, and the first may be the one meant
-            raise AdbenchError(f"--kinds {value}: {name} is given twice; give each category one kind")
-        pairs[name] = kind
-    return tuple(pairs.items())
-
-
 def _format(value: float) -> str:
     if math.isnan(value):
         return "—"
@@ -136,82 +121,14 @@ def render_category_table(table: pd.DataFrame, title: str) -> Table:
 
 # Options shared by `run` and `time`. Their defaults are None so that a grid file's value is overridden
 # only by a flag actually given; the defaults named in the help live in RunConfig.
-MethodsOption = Annotated[
-    str | None, typer.Option(metavar="NAMES", help="Comma-separated method names (see `adbench methods`).")
-]
-CategoriesOption = Annotated[
-    str | None, typer.Option(metavar="NAMES", help="Comma-separated category names.")
-]
-AllCategoriesOption = Annotated[bool, typer.Option("--all-categories", help="Every category of the data.")]
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        metavar="DIR",
-        help="A dataset's root folder as its publisher distributes it (MVTec AD, MPDD, MVTec AD 2, MVTec "
-        "LOCO, VisA, BTAD). [default: the built-in synthetic dataset]",
-    ),
-]
-# The names of adbench.data.formats.FORMAT_NAMES, written out: importing it here would import torch
-# for every --help (a test keeps the two lists equal).
-FORMAT_HELP = (
-    "The dataset's format: mvtec_ad, mpdd, mvtec_ad2, mvtec_loco, visa or btad. "
-    "[default: detected from the folder's contents]"
-)
-FormatOption = Annotated[str | None, typer.Option("--format", metavar="NAME", help=FORMAT_HELP)]
-SeedsOption = Annotated[
-    str | None, typer.Option(metavar="SEEDS", help="Comma-separated training seeds. [default: 0]")
-]
-BudgetOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="BUDGET", help="smoke (seconds), default (minutes on a CPU) or paper. [default: default]"
-    ),
-]
-OutOption = Annotated[
-    Path | None, typer.Option(metavar="DIR", help="Folder that receives the run folder. [default: runs]")
-]
-NameOption = Annotated[
-    str | None,
-    typer.Option(metavar="NAME", help="Run folder name. [default: the start time and the methods]"),
-]
-DeviceOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="DEVICE",
-        help="torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps. [default: cpu]",
-    ),
-]
-AmpOption = Annotated[
-    bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (bfloat16 autocast). [default: off]")
-]
-KindsOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="CATEGORY=KIND,...", help="Kinds of non-MVTec categories, e.g. bricks=texture,bolt=object."
-    ),
-]
-RepeatsOption = Annotated[
-    int | None,
-    typer.Option(
-        metavar="N",
-        help="Single-image scoring repeats for the latency figures; 6 or more give the median an "
-        "interval. [default: 10]",
-    ),
-]
+CategoriesOption = run_option_annotation("categories")
+KindsOption = run_option_annotation("kinds")
+FormatOption = run_option_annotation("format")
 ContendedOption = Annotated[
     bool,
     typer.Option(
         "--contended-timings",
         help="Count timings taken on a contended machine in the iterative/single-pass ratios.",
-    ),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="METHOD.PARAM=VALUE",
-        help="A hyperparameter, as a grid file's [params.METHOD] would set it (a TOML value); repeatable, "
-        "e.g. --set cbigan.alpha=1e-4 --set l2ae.width=64.",
     ),
 ]
 ConfigOption = Annotated[
@@ -225,64 +142,10 @@ ConfigOption = Annotated[
 
 
 @app.command()
+@with_run_options("run")
 def run(
-    methods: MethodsOption = None,
-    categories: CategoriesOption = None,
-    all_categories: AllCategoriesOption = False,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    seeds: SeedsOption = None,
-    budget: BudgetOption = None,
-    out: OutOption = None,
-    name: NameOption = None,
-    device: DeviceOption = None,
-    amp: AmpOption = None,
-    kinds: KindsOption = None,
-    repeats: RepeatsOption = None,
+    options: dict[str, Any],
     config: ConfigOption = None,
-    set_params: SetOption = None,
-    executor: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="sequential (one cell after another) or dask (cells as Dask tasks). [default: sequential]",
-        ),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS", help="With --executor dask: an existing scheduler, e.g. tcp://host:8786."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(metavar="N", help="With --executor dask: start a local cluster of N worker processes."),
-    ] = None,
-    pixel_resolution: Annotated[
-        str | None,
-        typer.Option(
-            metavar="native|input",
-            help="Pixel metrics at the ground truth's own size (native: maps upsampled bilinearly to the "
-            "masks, every method against the same ground truth) or at each detector's input size (input: "
-            "masks resized to it; faster). [default: native]",
-        ),
-    ] = None,
-    save_maps: Annotated[
-        bool | None,
-        typer.Option(
-            "--save-maps/--no-save-maps",
-            help="Write every test map at the masks' size as float32 TIFF, in the MVTec evaluation layout, "
-            "under cells/<method>/<category>/seed<k>/maps (what `adbench evaluate` reads). [default: off]",
-        ),
-    ] = None,
-    pixel_ci_max_pixels: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            help="Confidence intervals of the pixel metrics (200 resamples of whole test images) only for "
-            "test sets of at most this many pixels; 0: none. [default: 300,000,000]",
-        ),
-    ] = None,
     eval_only: Annotated[
         Path | None,
         typer.Option(
@@ -323,111 +186,27 @@ def run(
 
     if (as_json or estimate) and not dry_run:
         raise AdbenchError("--json and --estimate belong to --dry-run")
-    flags = _grid_flags(
-        methods,
-        categories,
-        all_categories,
-        data,
-        data_format,
-        seeds,
-        budget,
-        out,
-        name,
-        device,
-        amp,
-        kinds,
-        repeats,
-    )
-    flags |= {
-        "executor": executor,
-        "workers": workers,
-        "pixel_resolution": pixel_resolution,
-        "save_maps": save_maps,
-        "pixel_ci_max_pixels": pixel_ci_max_pixels,
-        "params": _parse_sets(set_params),
-    }
     if dry_run:
         if resume is not None or eval_only is not None:
             raise AdbenchError("--dry-run plans a new grid; drop --resume/--eval-only")
-        _print_plan(_grid_config(flags | {"scheduler": scheduler}, config, None), as_json, estimate)
+        _print_plan(_grid_config(options, config, None), as_json, estimate)
         return
     if resume is not None:
-        extra = {"eval_only": eval_only, "config": config}
-        flag_names = {"params": "--set"}  # grid-file keys whose flag is named otherwise
-        given = [
-            flag_names.get(key, f"--{key.replace('_', '-')}")
-            for key, value in (flags | extra).items()
-            if value is not None
-        ]
+        refused = {key: value for key, value in options.items() if not OPTIONS_BY_KEY[key].resuming}
+        extra = {"--eval-only": eval_only, "--config": config}
+        given = given_flags(refused) + [flag for flag, value in extra.items() if value is not None]
         if given:
+            allowed = ", ".join(flag_name(option) for option in RUN_OPTIONS if option.resuming)
             raise AdbenchError(
                 f"{resume}: --resume continues that run's own grid; drop {', '.join(given)} "
-                "(only --scheduler may be given, for a run on an existing Dask cluster)"
+                f"(only {allowed} may be given, for a run on an existing Dask cluster)"
             )
-        outcome = _interruptible(lambda: resume_grid(resume, err_console, scheduler))
+        outcome = _interruptible(lambda: resume_grid(resume, err_console, options["scheduler"]))
     else:
-        outcome = _run_grid(_grid_config(flags | {"scheduler": scheduler}, config, eval_only))
+        outcome = _run_grid(_grid_config(options, config, eval_only))
     _print_tables(outcome.results)
     _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
-
-
-def _parse_sets(values: list[str] | None) -> dict[str, dict[str, object]] | None:
-    """--set METHOD.PARAM=VALUE ... as a grid file's params table; VALUE is read as TOML (1e-4, 64, true,
-    "text"), a bare word as text."""
-    import tomllib
-
-    from adbench.files import parse_toml
-
-    if not values:
-        return None
-    params: dict[str, dict[str, object]] = {}
-    for item in values:
-        target, sep, raw = item.partition("=")
-        method, dot, param = target.partition(".")
-        if not sep or not dot or not method.strip() or not param.strip() or not raw.strip():
-            raise AdbenchError(f"--set {item}: expected METHOD.PARAM=VALUE, e.g. --set cbigan.alpha=1e-4")
-        try:
-            value = parse_toml(f"value = {raw.strip()}")["value"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        except ValueError as error:  # TOML that Python cannot hold (nesting, digits): no bare word either
-            raise AdbenchError(f"--set {target.strip()}: its value is {error}") from None
-        params.setdefault(method.strip(), {})[param.strip()] = value
-    return params
-
-
-def _grid_flags(
-    methods: str | None,
-    categories: str | None,
-    all_categories: bool,
-    data: Path | None,
-    data_format: str | None,
-    seeds: str | None,
-    budget: str | None,
-    out: Path | None,
-    name: str | None,
-    device: str | None,
-    amp: bool | None,
-    kinds: str | None,
-    repeats: int | None,
-) -> dict[str, object]:
-    """The grid options `run` and `time` share, parsed, under grid-file keys (None = not given)."""
-    return {
-        "methods": _split(methods),
-        "categories": _split(categories),
-        "all_categories": all_categories or None,
-        "data": data,
-        "format": data_format,
-        "seeds": None if seeds is None else _parse_seeds(seeds),
-        "budget": budget,
-        "out": out,
-        "name": name,
-        "device": device,
-        "amp": amp,
-        "kinds": None if kinds is None else dict(_parse_kinds(kinds)),
-        "repeats": repeats,
-    }
 
 
 def _grid_config(
@@ -439,20 +218,11 @@ def _grid_config(
 
     given = {key: value for key, value in flags.items() if value is not None}
     if from_run is not None:
-        grid_options = {
-            "methods",
-            "categories",
-            "all_categories",
-            "kinds",
-            "executor",
-            "workers",
-            "scheduler",
-        }
-        if grid_file is not None or grid_options & set(given):
-            raise AdbenchError(
-                f"{from_run}: the grid comes from that run; "
-                "drop --config/--methods/--categories/--kinds/--executor"
-            )
+        refused = ["--config"] * (grid_file is not None) + given_flags(
+            {key: value for key, value in given.items() if not OPTIONS_BY_KEY[key].rescoring}
+        )
+        if refused:
+            raise AdbenchError(f"{from_run}: the grid comes from that run; drop {', '.join(refused)}")
         return RunConfig.for_eval_only(from_run, given | {"score_metrics": score_metrics})
     options = read_grid_file(grid_file) if grid_file is not None else {}
     if grid_file is not None:
@@ -516,22 +286,10 @@ def _interrupted_status(interruption: KeyboardInterrupt) -> int:
 
 
 @app.command("time")
+@with_run_options("time")
 def time_methods(
-    methods: MethodsOption = None,
-    categories: CategoriesOption = None,
-    all_categories: AllCategoriesOption = False,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    seeds: SeedsOption = None,
-    budget: BudgetOption = None,
-    repeats: RepeatsOption = None,
-    out: OutOption = None,
-    name: NameOption = None,
-    device: DeviceOption = None,
-    amp: AmpOption = None,
-    kinds: KindsOption = None,
+    options: dict[str, Any],
     config: ConfigOption = None,
-    set_params: SetOption = None,
     from_run: Annotated[
         Path | None,
         typer.Option(
@@ -541,23 +299,7 @@ def time_methods(
     contended_timings: ContendedOption = False,
 ) -> None:
     """Time fitting and inference (latency, throughput) per method and category; no quality metrics."""
-    flags = _grid_flags(
-        methods,
-        categories,
-        all_categories,
-        data,
-        data_format,
-        seeds,
-        budget,
-        out,
-        name,
-        device,
-        amp,
-        kinds,
-        repeats,
-    )
-    flags["params"] = _parse_sets(set_params)
-    outcome = _run_grid(_grid_config(flags, config, from_run, score_metrics=False))
+    outcome = _run_grid(_grid_config(options, config, from_run, score_metrics=False))
     _print_timing(outcome.results, outcome.manifest, contended_timings)
     out_console.print(f"results: {outcome.run_dir / 'results.csv'}")
 
@@ -683,8 +425,8 @@ def evaluate(
         metrics = evaluate_maps(
             dataset,
             anomaly_maps,
-            _split(categories),
-            dict(_parse_kinds(kinds)),
+            split_names(categories),
+            parse_kinds(kinds),
             on_category=lambda name: status.update(f"evaluating {name}"),
             data_format=data_format,
         )
@@ -850,7 +592,7 @@ def data_info(
                 status.update(f"checking the dataset: {checked:,} files")
 
         title, infos, total = dataset_info(
-            root, _split(categories), dict(_parse_kinds(kinds)), data_format, on_file
+            root, split_names(categories), parse_kinds(kinds), data_format, on_file
         )
     if as_json:
         for info in infos:

@@ -22,19 +22,21 @@ from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError, did_you_mean, unknown_name_message
 from adbench.files import parse_json, parse_toml, read_json_file, read_text_file
 from adbench.names import checked_name
+from adbench.options import (
+    EXECUTORS,
+    NOT_SET,
+    OPTIONS_BY_KEY,
+    PIXEL_RESOLUTIONS,
+    RUN_OPTIONS,
+    Conversion,
+    ParamValue,
+)
 from adbench.params import checked_params as checked_params  # re-exported: the runner imports it from here
 from adbench.results import MANIFEST
 
-EXECUTORS = ("sequential", "dask")
-# Where pixel metrics are computed: at the ground-truth masks' own size (maps upsampled to it, the MVTec
-# AD evaluation's ground truth for every method alike) or at each detector's input size (masks resized
-# to it; faster, but methods with different input sizes are then scored against different ground truth).
-PIXEL_RESOLUTIONS = ("native", "input")
 # More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
 MAX_SEEDS = 1000
 MAX_REPEATS = 1000  # single-image latency repeats: a median and a 95th percentile need no more
-# Scalar hyperparameter values a grid file may set (TOML/JSON scalars).
-ParamValue = bool | int | float | str
 
 
 @dataclass(frozen=True)
@@ -138,46 +140,25 @@ class RunConfig:
 
     def to_manifest(self) -> dict[str, Any]:
         """The options in grid-file form (`OPTION_KEYS`), plus what only the harness sets."""
-        return {
-            "methods": list(self.methods),
-            "categories": None if self.categories is None else list(self.categories),
-            "data": None if self.data is None else str(self.data),
-            "format": self.data_format,
-            "seeds": list(self.seeds),
-            "budget": self.budget,
-            "out": str(self.out),
-            "name": self.run_name,
-            "device": self.device,
-            "amp": self.amp,
-            "kinds": dict(self.kinds),
-            "params": {method: dict(values) for method, values in self.method_params.items()},
-            "executor": self.executor,
-            "scheduler": self.scheduler,
-            "workers": self.workers,
-            "repeats": self.timing_repeats,
-            "eval_only_from": None if self.eval_only_from is None else str(self.eval_only_from),
-            "score_metrics": self.score_metrics,
-            "pixel_resolution": self.pixel_resolution,
-            "save_maps": self.save_maps,
-            "pixel_ci_max_pixels": self.pixel_ci_max_pixels,
-        }
+        document: dict[str, Any] = {}
+        for option in RUN_OPTIONS:
+            if option.key != "all_categories":  # categories = None says it
+                document[option.key] = _to_file(option.conversion, getattr(self, option.field))
+            if option.key == "repeats":  # the harness's own keys, where manifests have always had them
+                document["eval_only_from"] = None if self.eval_only_from is None else str(self.eval_only_from)
+                document["score_metrics"] = self.score_metrics
+        return document
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RunConfig:
         """Build from grid-file keys (validated by `read_grid_file` or the CLI); absent keys take defaults."""
-        paths = {"data", "out", "eval_only_from"}
-        tuples = {"methods", "categories", "seeds"}
         values: dict[str, Any] = {}
         for key, value in options.items():
-            if key == "all_categories":
-                continue
-            if value is not None and key in paths:
-                value = Path(value)
-            elif value is not None and key in tuples:
-                value = tuple(value)
-            elif key == "kinds":
-                value = tuple(dict(value).items())
-            values[_FIELD_NAMES.get(key, key)] = value
+            option = OPTIONS_BY_KEY.get(key)
+            if option is None:  # what only the harness sets: eval_only_from, score_metrics
+                values[key] = Path(value) if key == "eval_only_from" and value is not None else value
+            elif key != "all_categories":  # it is categories = None, below
+                values[option.field] = _to_field(option.conversion, value)
         if options.get("all_categories"):
             values["categories"] = None
         elif "categories" not in options or options["categories"] is None:
@@ -209,8 +190,10 @@ class RunConfig:
             elif scheduler is not None or stored.get("scheduler") is not None:
                 refuse_stored_scheduler(manifest_path, stored.get("scheduler"), scheduler)
                 stored["scheduler"] = scheduler
-            # Runs made before pixel metrics moved to the masks' size go on as they began.
-            stored.setdefault("pixel_resolution", "input")
+            # Runs made before an option existed go on as they began (pixel_resolution: "input").
+            for option in RUN_OPTIONS:
+                if option.before is not NOT_SET:
+                    stored.setdefault(option.key, option.before)
             stored |= {
                 "data": _stored_dataset(manifest),
                 "out": str(run_dir.parent),
@@ -235,7 +218,12 @@ class RunConfig:
         (the source's moved, or another with the same categories) instead of the source run's.
         """
         defaults = {item.name: item.default for item in dataclasses.fields(cls)}
-        given = {_FIELD_NAMES.get(key, key): value for key, value in options.items()}
+        given = {
+            OPTIONS_BY_KEY[key].field: _to_field(OPTIONS_BY_KEY[key].conversion, value)
+            for key, value in options.items()
+            if key in OPTIONS_BY_KEY
+        }
+        given["score_metrics"] = options.get("score_metrics", defaults["score_metrics"])
         source = cls.from_manifest(source_run, rescoring=True)
         if "data" in given:
             source = dataclasses.replace(source, data=Path(given["data"]))
@@ -244,13 +232,12 @@ class RunConfig:
                 f"{source_run}: its dataset {source.data} is not there any more; "
                 "pass --data with the dataset's new place"
             )
-        scoring = (
-            *("out", "run_name", "device", "amp", "timing_repeats", "score_metrics"),
-            *("pixel_resolution", "save_maps", "pixel_ci_max_pixels"),
-        )
+        # The data stays the source run's unless given (above); the other scoring options are this run's.
+        scoring = [option.field for option in RUN_OPTIONS if option.rescoring and option.key != "data"]
         return dataclasses.replace(
             source,
             **{field_name: given.get(field_name, defaults[field_name]) for field_name in scoring},
+            score_metrics=given["score_metrics"],
             eval_only_from=source_run,
         )
 
@@ -278,57 +265,34 @@ def _stored_dataset(manifest: Mapping[str, Any]) -> str | None:
     return str(dataset)
 
 
-# Grid-file keys whose RunConfig field has another name.
-_FIELD_NAMES = {
-    "format": "data_format",
-    "name": "run_name",
-    "repeats": "timing_repeats",
-    "params": "method_params",
-}
+def _to_field(conversion: Conversion, value: Any) -> Any:
+    """A grid-file value as its RunConfig field holds it."""
+    if value is None or conversion in ("same", "params"):
+        return value
+    if conversion == "path":
+        return Path(value)
+    if conversion == "list":
+        return tuple(value)
+    return tuple(dict(value).items())  # kinds
 
 
-def _is_list_of(kind: type) -> Any:
-    return lambda value: isinstance(value, list) and all(isinstance(item, kind) for item in value)
-
-
-def _is_table_of_kinds(value: Any) -> bool:
-    return isinstance(value, dict) and all(item in ("texture", "object") for item in value.values())
-
-
-def _is_params(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(fields, dict) and all(isinstance(item, ParamValue) for item in fields.values())  # type: ignore[arg-type]
-        for fields in value.values()
-    )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _to_file(conversion: Conversion, value: Any) -> Any:
+    """A RunConfig field's value as a grid file (and the manifest) holds it."""
+    if value is None or conversion == "same":
+        return value
+    if conversion == "path":
+        return str(value)
+    if conversion == "list":
+        return list(value)
+    if conversion == "kinds":
+        return dict(value)
+    return {method: dict(values) for method, values in value.items()}  # params
 
 
 # Grid-file key -> (type check, what a valid value looks like). The manifest's "config" section uses
 # the same keys, so a run folder's manifest is itself a grid file.
 OPTION_KEYS: dict[str, tuple[Any, str]] = {
-    "methods": (_is_list_of(str), 'a list of method names, e.g. ["cbigan", "egbad"]'),
-    "categories": (_is_list_of(str), 'a list of category names, e.g. ["sand", "pin"]'),
-    "all_categories": (lambda value: isinstance(value, bool), "true or false"),
-    "data": (lambda value: isinstance(value, str), "a folder path"),
-    "format": (lambda value: value in FORMAT_NAMES, f"one of {', '.join(FORMAT_NAMES)}"),
-    "seeds": (lambda value: isinstance(value, list) and all(map(_is_int, value)), "a list of integers"),
-    "budget": (lambda value: isinstance(value, str), f"one of {', '.join(BUDGETS)}"),
-    "out": (lambda value: isinstance(value, str), "a folder path"),
-    "name": (lambda value: isinstance(value, str), "a run folder name"),
-    "device": (lambda value: isinstance(value, str), "auto, cpu, cuda, cuda:N or mps"),
-    "amp": (lambda value: isinstance(value, bool), "true or false"),
-    "kinds": (_is_table_of_kinds, 'a table of category = "texture" or "object"'),
-    "params": (_is_params, "a table per method of hyperparameter = value, e.g. [params.cbigan] alpha = 1e-4"),
-    "executor": (lambda value: isinstance(value, str), f"one of {', '.join(EXECUTORS)}"),
-    "scheduler": (lambda value: isinstance(value, str), "a dask scheduler address, e.g. tcp://host:8786"),
-    "workers": (_is_int, "an integer"),
-    "repeats": (_is_int, "an integer"),
-    "pixel_resolution": (lambda value: value in PIXEL_RESOLUTIONS, f"one of {', '.join(PIXEL_RESOLUTIONS)}"),
-    "save_maps": (lambda value: isinstance(value, bool), "true or false"),
-    "pixel_ci_max_pixels": (_is_int, "an integer"),
+    option.key: (option.file_check, option.expected) for option in RUN_OPTIONS
 }
 # Keys that a manifest holds but a grid file does not set: a reproduced run gets a new folder name and
 # trains (it does not inherit an eval-only source or `adbench time`'s choice to skip quality metrics).
