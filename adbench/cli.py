@@ -308,17 +308,18 @@ def _print_timing(results: pd.DataFrame, manifest: dict[str, Any], contended_tim
     """The timing tables, and how much slower each iterative method is than the fastest single-pass one
     (from the cells timed on a quiet machine, unless `contended_timings`)."""
     from adbench.registry import load_method
-    from adbench.timing import TIMING_METRICS, contended_cells, iterative_cost
+    from adbench.timing import TIMING_METRICS, contended_cells, contended_ratio_note, iterative_cost
 
     _print_tables(results, TIMING_METRICS)
     kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
     contended = contended_cells([manifest])
     if contended:
-        left_out = "counted in" if contended_timings else "left out of (--contended-timings counts them)"
-        err_console.print(
-            f"[yellow]warning:[/] {len(contended)} cell(s) were timed on a contended machine, "
-            f"{left_out} the ratios: " + ", ".join(f"{m}/{c}/seed{s}" for m, c, s in sorted(contended))
+        cells = ", ".join(f"{m}/{c}/seed{s}" for m, c, s in sorted(contended))
+        note = contended_ratio_note(results, kinds, contended.keys(), contended_timings)
+        said = f"{len(contended)} cell(s) were timed on a contended machine ({cells})" + (
+            f"; {note}" if note else ""
         )
+        err_console.print(f"[yellow]warning:[/] {escape(said)}", highlight=False)
     for row in iterative_cost(results, kinds, set() if contended_timings else contended.keys()).itertuples():
         out_console.print(
             f"{row.category}: {row.method} (iterative) takes {row.ratio:,.1f}× the time per image of "
@@ -429,6 +430,11 @@ def evaluate(
             parse_kinds(kinds),
             on_category=lambda name: status.update(f"evaluating {name}"),
             data_format=data_format,
+            on_skipped=lambda names: err_console.print(
+                f"note: no maps for {', '.join(names)} under {anomaly_maps}; scored the other categories",
+                markup=False,
+                highlight=False,
+            ),
         )
     write_atomic(out, lambda tmp: metrics[["category", "metric", "value"]].to_csv(tmp, index=False))
     _print_tables(metrics.assign(method=anomaly_maps.name or str(anomaly_maps)), EVALUATE_METRICS)
@@ -468,7 +474,11 @@ def report(
 def compare(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="The run folder to check.")],
     baseline: Annotated[
-        Path, typer.Option(metavar="FILE", help="Baseline JSON, e.g. reports/baselines/smoke.json.")
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="Baseline JSON, e.g. reports/baselines/smoke-synthetic.json (the smoke grid's).",
+        ),
     ],
     tolerance: Annotated[
         float | None,
@@ -518,6 +528,24 @@ def compare(
     if tolerance is None:
         tolerance = 0.0 if within_interval or exact else 0.02
     failing = regressions(run.results, entries, tolerance, within_interval, exact)
+
+    # The baseline's methods or categories this run left out (a one-category check against the full
+    # grid) are not compared; a cell missing among the methods and categories it ran is a regression.
+    def ran(table: pd.DataFrame) -> pd.Series:
+        return table["method"].isin(run.results["method"]) & table["category"].isin(run.results["category"])
+
+    if not ran(entries).any():
+        raise AdbenchError(
+            f"{run_dir}: runs no method on any category of {baseline}, so nothing was compared"
+        )
+    not_run = failing["current"].isna() & ~ran(failing)
+    if not_run.any():
+        left_out = failing[not_run]
+        cells = sorted({f"{m}/{c}" for m, c in zip(left_out["method"], left_out["category"], strict=True)})
+        out_console.print(
+            f"not run here, so not compared: {len(cells)} cell(s) of the baseline ({', '.join(cells)})"
+        )
+        failing = failing[~not_run]
     if failing.empty:
         if exact:
             out_console.print(f"every baseline metric within {tolerance} of {baseline}")

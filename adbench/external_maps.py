@@ -160,12 +160,28 @@ def evaluate_maps(
     kinds: dict[str, str],
     on_category: Callable[[str], None] | None = None,
     data_format: str | None = None,
+    on_skipped: Callable[[list[str]], None] | None = None,
 ) -> pd.DataFrame:
-    """Metrics per category: a frame with columns category, category_kind, metric, value."""
+    """Metrics per category: a frame with columns category, category_kind, metric, value.
+
+    With `categories` None, the dataset's categories that have a folder of maps are scored and the
+    others named in `on_skipped` (a tool that made maps for some categories only is scored on those);
+    a category asked for by name must have its maps."""
     if not maps_root.is_dir():
         raise AdbenchError(f"{maps_root}: anomaly-map folder not found")
+    found = read_dataset(dataset, categories, kinds, data_format).files
+    if categories is None:
+        without = [name for name in found if not (maps_root / name).is_dir()]
+        if len(without) == len(found):
+            raise AdbenchError(
+                f"{maps_root}: no folder of maps for any category of {dataset} ({', '.join(found)}); "
+                "expected MAPS/<category>/test/<defect>/<image>.tiff"
+            )
+        if without and on_skipped:
+            on_skipped(without)
+        found = {name: files for name, files in found.items() if name not in without}
     rows = []
-    for name, files in read_dataset(dataset, categories, kinds, data_format).files.items():
+    for name, files in found.items():
         if on_category:
             on_category(name)
         truth = load_native_masks(files)

@@ -32,8 +32,9 @@ class Samples:
 
 
 def pick_samples(labels: np.ndarray, defects: tuple[str, ...], count: int = SAMPLE_COUNT) -> list[int]:
-    """Test-set indices: the first defect-free image, then the first image of each defect type in turn,
-    then further anomalous images, up to `count`; in test-set order."""
+    """Test-set indices in the figure's row order: the first defect-free image, then the first image of
+    each defect type (in the order the types first appear), then further ones in turn, up to `count`.
+    Not in test-set order: folders sort by name, which puts `good` after `broken_*` and `crack`."""
     good = [i for i, label in enumerate(labels) if label == 0][:1]
     by_defect: dict[str, list[int]] = {}
     for i, (label, defect) in enumerate(zip(labels, defects, strict=True)):
@@ -42,7 +43,7 @@ def pick_samples(labels: np.ndarray, defects: tuple[str, ...], count: int = SAMP
     anomalous: list[int] = []
     for rank in range(max((len(indices) for indices in by_defect.values()), default=0)):
         anomalous += [indices[rank] for indices in by_defect.values() if rank < len(indices)]
-    return sorted(good + anomalous[: max(0, count - len(good))])
+    return good + anomalous[: max(0, count - len(good))]
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -278,3 +278,23 @@ def iterative_cost(
                     }
                 )
     return pd.DataFrame(ratios, columns=["category", "method", "versus", "ratio"])
+
+
+def contended_ratio_note(
+    results: pd.DataFrame,
+    inference_kinds: dict[str, str],
+    contended: AbstractSet[tuple[str, str, int]],
+    counted: bool,
+) -> str:
+    """What the `contended` cells mean for the iterative/single-pass ratios, as a clause; empty when the
+    results hold no iterative and single-pass pair to compare."""
+    if iterative_cost(results, inference_kinds).empty:
+        return ""
+    if counted:
+        return "they are counted in the iterative/single-pass ratios (--contended-timings)"
+    if iterative_cost(results, inference_kinds, contended).empty:
+        return (
+            "no iterative/single-pass ratio is given, since every cell one needs was among them: time again "
+            "on a quiet machine, or pass --contended-timings to count them"
+        )
+    return "the iterative/single-pass ratios leave them out (--contended-timings counts them)"

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from adbench.report.compare import read_baseline, regressions
-from adbench.results import results_frame, write_results
+from adbench.results import read_results, results_frame, write_results
 from tests.helpers import adbench, one_line
 
 
@@ -208,3 +208,34 @@ def test_compare_refuses_a_run_made_otherwise_and_exact_is_two_sided(tmp_path):
     assert "1 metric(s) changed by more than 0.01; 1 missing from the run" in " ".join(exact.stdout.split())
     same = adbench("compare", str(_run(tmp_path, "same")), "--baseline", str(baseline), "--exact")
     assert same.returncode == 0 and "every baseline metric within 0.0" in same.stdout
+
+
+def test_a_run_of_fewer_categories_reports_the_others_as_not_run_apart_from_drops(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    assert (
+        adbench("compare", str(_run(tmp_path, "base")), "--baseline", str(baseline), "--update").returncode
+        == 0
+    )
+    pin_only = _run(tmp_path, "pin-only", {("l2ae", "pin", "image_auroc"): -0.1})
+    table = read_results(pin_only)
+    write_results(pin_only, table[table.category == "pin"])
+    result = adbench("compare", str(pin_only), "--baseline", str(baseline))
+    assert result.returncode == 1, "pin's drop still fails"
+    assert (
+        "not run here, so not compared: 2 cell(s) of the baseline (anogan/sand, l2ae/sand)" in result.stdout
+    )
+    assert "1 metric(s) dropped by more than 0.02; 0 missing from the run" in result.stdout
+
+    pin_unchanged = _run(tmp_path, "pin-unchanged")
+    write_results(pin_unchanged, read_results(pin_unchanged)[lambda table: table.category == "pin"])
+    passed = adbench("compare", str(pin_unchanged), "--baseline", str(baseline))
+    assert passed.returncode == 0 and "no regression beyond 0.02" in passed.stdout
+
+    other = _run(tmp_path, "other")
+    write_results(other, read_results(other).assign(category="bolt"))
+    nothing = adbench("compare", str(other), "--baseline", str(baseline))
+    assert nothing.returncode == 2
+    assert (
+        one_line(nothing.stderr)
+        == f"error: {other}: runs no method on any category of {baseline}, so nothing was compared"
+    )

@@ -9,7 +9,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.errors import AdbenchError
 from adbench.external_maps import evaluate_maps
-from tests.test_cli import adbench
+from tests.helpers import adbench, one_line
 from tests.test_metrics_pixel import brute_force_aupro
 
 
@@ -111,3 +111,27 @@ def test_bad_maps_give_one_line_naming_the_file(tiny_root, maps_dir, tmp_path, d
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert str(maps_dir / "washer" / "test" / "good") in result.stderr
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_without_categories_the_ones_that_have_maps_are_scored_and_the_others_named(
+    tiny_root, maps_dir, tmp_path
+):
+    out = tmp_path / "metrics.csv"
+    result = adbench(
+        "evaluate", "--dataset", str(tiny_root), "--anomaly-maps", str(maps_dir), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(pd.read_csv(out).category) == {"washer", "pin"}
+    assert f"note: no maps for sand, weave under {maps_dir}; scored the other categories" in " ".join(
+        result.stderr.split()
+    )
+    named = _evaluate_cli(tiny_root, maps_dir, "washer,sand", str(tmp_path / "named.csv"))
+    assert named.returncode == 2 and "no anomaly maps for category 'sand'" in named.stderr, (
+        "asked for: required"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = adbench(
+        "evaluate", "--dataset", str(tiny_root), "--anomaly-maps", str(empty), "--out", str(out) + "2"
+    )
+    assert none.returncode == 2 and "no folder of maps for any category" in one_line(none.stderr)

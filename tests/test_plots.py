@@ -167,3 +167,55 @@ def test_every_builtin_loss_has_words_and_egbads_consistency_is_marked_monitored
         assert set(load_method(method).loss_labels) == losses, method
     assert "monitored only (α = 0)" in load_method("egbad").loss_labels["consistency"]
     assert "monitored" not in load_method("cbigan").loss_labels["consistency"]
+
+
+def test_a_long_loss_title_fits_its_panel(tmp_path, monkeypatch):
+    """The autoencoders' loss words ('... summed per image') were clipped at the figure's edges."""
+    outside: list[str] = []
+    save = plots._save
+
+    def measuring(figure, path):
+        renderer = figure.canvas.get_renderer()
+        figure.draw(renderer)
+        edge = figure.bbox
+        for axes in figure.axes:
+            box = axes.title.get_window_extent(renderer)
+            if box.x0 < edge.x0 or box.x1 > edge.x1:
+                outside.append(axes.get_title())
+        return save(figure, path)
+
+    monkeypatch.setattr(plots, "_save", measuring)
+    rows = [
+        {
+            "method": "ssimae",
+            "category": "carpet",
+            "seed": 0,
+            "step": step,
+            "loss": "loss",
+            "value": 1.0 / (1 + step),
+        }
+        for step in range(5)
+    ]
+    label = {"ssimae": {"loss": "reconstruction loss (1 − SSIM plus squared error, summed per image)"}}
+    plots.loss_curves(pd.DataFrame(rows), tmp_path / "l.png", _style(["ssimae"], ["carpet"]), label)
+    assert outside == []
+    assert plots.panel_title("ssimae", label["ssimae"]["loss"]).replace("\n", " ") == (
+        "ssimae: reconstruction loss (1 − SSIM plus squared error, summed per image)"
+    ), "wrapped, every word kept"
+
+
+def test_quality_against_time_draws_a_contended_method_hollow_and_says_so(tmp_path, texts, monkeypatch):
+    drawn = []
+    scatter = plots.plt.Axes.scatter
+
+    def recording(self, *args, **kwargs):
+        drawn.append(kwargs.get("facecolors"))
+        return scatter(self, *args, **kwargs)
+
+    monkeypatch.setattr(plots.plt.Axes, "scatter", recording)
+    results = _results(["l2ae", "anogan"], ["carpet", "bottle"])
+    kinds = {"l2ae": "single-pass", "anogan": "iterative"}
+    style = _style(["l2ae", "anogan"], ["carpet", "bottle"])
+    plots.accuracy_against_time(results, kinds, "image_auroc", tmp_path / "q.png", style, {"anogan"})
+    assert drawn[0] != "none" and drawn[1] == "none", "l2ae filled, anogan hollow"
+    assert "anogan (iterative, timed contended)" in texts[-1] and "l2ae (single-pass)" in texts[-1]

@@ -9,7 +9,14 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from adbench.atomic import write_text_atomic
-from adbench.report.markdown import COLLAPSE_MARK, load_run, markdown_table, pixel_resolution_note
+from adbench.report.markdown import (
+    COLLAPSE_MARK,
+    CONTENDED_MARK,
+    _maps_find_what_the_score_misses,
+    load_run,
+    markdown_table,
+    pixel_resolution_note,
+)
 from adbench.report.paper import paper_rows
 from adbench.report.statistics import mean_intervals, seed_statistics
 from adbench.results import read_results, results_frame
@@ -222,8 +229,9 @@ def test_every_number_in_the_report_equals_the_results_table(report):
             rows = results[(results.metric == metric) & (results.method == method)]
             for column, category in enumerate(("sand", "pin")):
                 values = rows[rows.category == category]["value"]
-                # A cell that failed the input-sensitivity check carries its mark after the number.
-                pattern = rf"\**([\d.,]+) ± ([\d.,]+)\**(?: {COLLAPSE_MARK})?"
+                # A cell that failed the input-sensitivity check, or a timing taken while the machine was
+                # busy, carries its mark after the number.
+                pattern = rf"\**([\d.,]+) ± ([\d.,]+)\**(?: {COLLAPSE_MARK})?(?: {CONTENDED_MARK})?"
                 mean, std = re.fullmatch(pattern, cells[column]).groups()
                 decimals = len(mean.split(".")[1]) if "." in mean else 0
                 assert float(mean.replace(",", "")) == pytest.approx(values.mean(), abs=0.6 * 10**-decimals)
@@ -407,3 +415,42 @@ def test_the_comparison_metric_is_chosen_and_an_absent_one_is_one_line(report, t
     absent = adbench("report", str(run_dir), "--out", str(tmp_path / "b.md"), "--comparison-metric", "nope")
     assert absent.returncode == 2 and "not in these runs' results" in absent.stderr
     assert not (tmp_path / "b.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (
+            "running",
+            "still running): these tables hold its 1 finished cell(s) only. Report again when it ends.",
+        ),
+        ("failed: disk full", "stopped: failed: disk full): these tables hold its 1 finished cell(s) only. "),
+        ("finished", None),
+    ],
+)
+def test_a_report_of_an_unfinished_run_says_so_at_its_top(one_cell_run, tmp_path, status, said):
+    run_dir = shutil.copytree(one_cell_run, tmp_path / "one")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps(manifest | {"status": status}))
+    written = adbench("report", str(run_dir), "--out", str(tmp_path / "r.md"))
+    assert written.returncode == 0, written.stderr
+    top = (tmp_path / "r.md").read_text().split("\n## ", 1)[0]
+    if said is None:
+        assert "Unfinished run" not in top
+    else:
+        assert f"> **Unfinished run** (one, {said}" in top
+        assert ("adbench run --resume" in top) == (status != "running")
+
+
+def test_an_image_auroc_below_chance_beside_maps_that_find_the_defects_is_explained():
+    rows = [
+        {"method": "l2ae", "category": category, "seed": seed, "metric": metric, "value": value}
+        for category, image, pixel in (("sand", 0.42, 0.97), ("pin", 0.45, 0.70), ("weave", 0.80, 0.99))
+        for seed in (0, 1)
+        for metric, value in (("image_auroc", image), ("pixel_auroc", pixel))
+    ]
+    lines = _maps_find_what_the_score_misses(pd.DataFrame(rows))
+    assert len(lines) == 2 and lines[0] == "", "sand only: pin's maps miss too, weave's score is fine"
+    assert lines[1].startswith(
+        "- l2ae on sand: image AUROC 0.420 although its maps find the defects (pixel AUROC 0.970)"
+    )

@@ -10,10 +10,12 @@ def test_picks_one_good_image_then_each_defect_type_in_turn():
     labels = np.array([0, 0, 1, 1, 1, 1, 1])
     defects = ("good", "good", "crack", "crack", "hole", "color", "hole")
     assert pick_samples(labels, defects, 4) == [0, 2, 4, 5]
-    assert pick_samples(labels, defects, 6) == [0, 2, 3, 4, 5, 6]
+    assert pick_samples(labels, defects, 6) == [0, 2, 4, 5, 3, 6]
     assert pick_samples(labels, defects, 2) == [0, 2]
     assert pick_samples(np.array([0, 0]), ("good", "good"), 4) == [0]
     assert pick_samples(np.array([1, 1]), ("hole", "hole"), 4) == [0, 1]
+    # MVTec AD's folders sort by name: the defect-free image comes last in test order, first in the figure.
+    assert pick_samples(np.array([1, 1, 1, 0]), ("broken", "broken", "crack", "good"), 4) == [3, 0, 2, 1]
 
 
 def test_samples_round_trip_and_unreadable_file(tmp_path):

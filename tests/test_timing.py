@@ -8,11 +8,19 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from adbench import timing
-from adbench.timing import MachineLoad, available_cores, measured, median_interval
+from adbench.timing import (
+    LATENCY_MEDIAN,
+    MachineLoad,
+    available_cores,
+    contended_ratio_note,
+    measured,
+    median_interval,
+)
 from tests.helpers import adbench
 
 
@@ -105,7 +113,10 @@ def test_contended_cells_are_said_in_their_line_manifest_and_report_and_left_out
     )
     assert result.returncode == 0, result.stderr
     assert "timed on a contended machine: fit, latency, throughput" in " ".join(result.stderr.split())
-    assert "left out of (--contended-timings counts them) the ratios" in " ".join(result.stderr.split())
+    assert (
+        "no iterative/single-pass ratio is given, since every cell one needs was among them: time again on a "
+        "quiet machine, or pass --contended-timings to count them" in " ".join(result.stderr.split())
+    ), "the words say why no ratio follows (the cells were contended), not a garbled 'left out of (...) the'"
     assert "takes" not in result.stdout, "a contended latency makes no iterative/single-pass ratio"
     manifest = json.loads((tmp_path / "busy" / "manifest.json").read_text())
     for cell in manifest["cells"]:
@@ -121,11 +132,41 @@ def test_contended_cells_are_said_in_their_line_manifest_and_report_and_left_out
     report = tmp_path / "r.md"
     assert adbench("report", str(tmp_path / "busy"), "--out", str(report)).returncode == 0
     text = report.read_text()
-    assert "⏱ Timed on a contended machine" in text and "left out of the ratios" in text
+    assert "⏱ Timed on a contended machine" in text and "no iterative/single-pass ratio is given" in text
+    timing = text.split("## Timing", 1)[1]
+    rows = [
+        line for line in timing.splitlines() if line.startswith(("| l2ae | single-pass", "| anogan | iter"))
+    ]
+    assert len(rows) >= 4, "two methods in each timing table"
+    values = [cell.strip() for row in rows for cell in row.strip().strip("|").split("|")[2:]]
+    assert all(value == "—" or value.endswith("⏱") for value in values), "every value marked contended"
+    assert not any("**" in value for value in values), "none bold as the best"
+    assert "the ratios below" not in text, "none follow"
     assert "- anogan/pin/seed0: fit: threads waited" in text and quiet_ratio not in text
     counted = tmp_path / "counted.md"
     assert (
         adbench("report", str(tmp_path / "busy"), "--out", str(counted), "--contended-timings").returncode
         == 0
     )
-    assert quiet_ratio in counted.read_text() and "counted in the ratios" in counted.read_text()
+    assert quiet_ratio in counted.read_text()
+    assert "they are counted in the iterative/single-pass ratios (--contended-timings)" in counted.read_text()
+
+
+def test_the_contended_note_says_what_the_ratios_do_with_the_contended_cells():
+    rows = [
+        {"method": method, "category": category, "seed": 0, "metric": LATENCY_MEDIAN, "value": value}
+        for method, value in (("l2ae", 2.0), ("anogan", 200.0))
+        for category in ("pin", "sand")
+    ]
+    results = pd.DataFrame(rows)
+    kinds = {"l2ae": "single-pass", "anogan": "iterative"}
+    one = {("anogan", "pin", 0)}
+    both = one | {("anogan", "sand", 0)}
+    assert contended_ratio_note(results, kinds, one, counted=False).startswith(
+        "the iterative/single-pass ratios leave them out"
+    )
+    assert contended_ratio_note(results, kinds, both, counted=False).startswith(
+        "no iterative/single-pass ratio"
+    )
+    assert contended_ratio_note(results, kinds, both, counted=True).startswith("they are counted in")
+    assert contended_ratio_note(results, {"l2ae": "single-pass"}, both, counted=False) == "", "no pair"

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from adbench.report.statistics import TableData
+from adbench.report.statistics import CONTENDED_NOTE, TableData
 from adbench.sensitivity import COLLAPSE_WARNING
 
 CSV_COLUMNS = ("table", "metric", "method", "inference", "column", "mean", "std", "ci_low", "ci_high", "best")
@@ -66,6 +66,8 @@ def _latex_table(table: TableData, title: str) -> str:
                 text = rf"\textbf{{{text}}}"
             if (method, column) in table.collapsed:
                 text += r"$^\dagger$"
+            if (method, column) in table.contended:
+                text += r"$^\ddagger$"
             cells.append(text)
         body.append(" & ".join([latex_escape(method), table.groups[method], *cells]) + r" \\")
     lines = [
@@ -82,5 +84,7 @@ def _latex_table(table: TableData, title: str) -> str:
     ]
     if table.collapsed & {(m, c) for m in table.methods for c in columns}:
         lines.append(rf"\\[2pt]{{\footnotesize $^\dagger$ {latex_escape(COLLAPSE_WARNING)}}}")
+    if table.contended:
+        lines.append(rf"\\[2pt]{{\footnotesize $^\ddagger$ {latex_escape(CONTENDED_NOTE)}}}")
     lines += [r"\end{table}", ""]
     return "\n".join(lines)

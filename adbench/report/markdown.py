@@ -26,7 +26,14 @@ from adbench.metrics.image import image_auroc
 from adbench.report import comparisons, plots
 from adbench.report.export import tables_csv, tables_latex
 from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
-from adbench.report.statistics import TableData, collapsed_cells, format_value, method_order, table_data
+from adbench.report.statistics import (
+    CONTENDED_NOTE,
+    TableData,
+    collapsed_cells,
+    format_value,
+    method_order,
+    table_data,
+)
 from adbench.report.tables import MEAN_COLUMNS, category_order
 from adbench.results import MANIFEST, read_results
 from adbench.samples import SAMPLES_FILE, Samples, read_samples
@@ -34,6 +41,7 @@ from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENS
 from adbench.timing import (
     LATENCY_MEDIAN,
     contended_cells,
+    contended_ratio_note,
     iterative_cost,
 )
 
@@ -44,6 +52,8 @@ TIMING_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.gro
 DEFAULT_COMPARISON = "image_auroc"
 # Beside a value whose cell failed the input-sensitivity check.
 COLLAPSE_MARK = "⚠"
+# Beside a timing taken on a contended machine (adbench.timing), as in the report's list of those cells.
+CONTENDED_MARK = "⏱"
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ def _render_table(table: TableData) -> str:
                 text = f"**{text}**"
             if (method, column) in table.collapsed:
                 text += f" {COLLAPSE_MARK}"
+            if (method, column) in table.contended:
+                text += f" {CONTENDED_MARK}"
             cells.append(text)
         lines.append(f"| {method} | {table.groups[method]} | " + " | ".join(cells) + " |")
     paper = paper_rows(metric, table.methods, [c for c in columns if c not in MEAN_COLUMNS])
@@ -114,6 +126,8 @@ def _render_table(table: TableData) -> str:
             f"{COLLAPSE_MARK} {COLLAPSE_WARNING} ({INPUT_SENSITIVITY} below {COLLAPSE_THRESHOLD} in a seed)"
         )
         lines += ["", note]
+    if table.contended:
+        lines += ["", f"{CONTENDED_MARK} {CONTENDED_NOTE}"]
     if table.intervals is not None:
         lines += ["", *_interval_table(table)]
     return "\n".join(lines)
@@ -153,11 +167,11 @@ def _timing_section(
         lines += ["", f"### {TIMING_TABLES[metric]}", "", _render_table(tables[metric])]
     contended = contended_cells([run.manifest for run in runs])
     if contended:
-        counted = "counted in" if contended_timings else "left out of"
+        note = contended_ratio_note(results, kinds, contended.keys(), contended_timings)
         lines += [
             "",
-            f"⏱ Timed on a contended machine (other processes took cores, so these timings say more about "
-            f"them than about the method); {counted} the ratios below:",
+            f"{CONTENDED_MARK} Timed on a contended machine (other processes took cores, so these timings "
+            f"say more about them than about the method){'; ' + note if note else ''}:",
             "",
             *(f"- {m}/{c}/seed{s}: {why}" for (m, c, s), why in sorted(contended.items())),
         ]
@@ -167,6 +181,55 @@ def _timing_section(
         lines += [
             f"- {row.category}: {row.method} takes {row.ratio:,.1f}× the time of {row.versus}"
             for row in ratios.itertuples()
+        ]
+    return lines
+
+
+# Below this image AUROC with a pixel AUROC of at least the next, a cell's image score misses what its
+# maps find: a reader takes it for a bug, so the report says why.
+_IMAGE_BELOW, _PIXEL_AT_LEAST = 0.5, 0.9
+
+
+def _maps_find_what_the_score_misses(results: pd.DataFrame) -> list[str]:
+    """A line per method and category whose image AUROC is below chance while its maps find the defects."""
+    means = results.groupby(["metric", "method", "category"], sort=False)["value"].mean()
+    lines = []
+    for (metric, method, category), image in means.items():
+        pixel = means.get(("pixel_auroc", method, category))
+        if (
+            metric == "image_auroc"
+            and image < _IMAGE_BELOW
+            and pixel is not None
+            and pixel >= _PIXEL_AT_LEAST
+        ):
+            lines.append(
+                f"- {method} on {category}: image AUROC {image:.3f} although its maps find the defects "
+                f"(pixel AUROC {pixel:.3f}). The image score reduces each map to one number (its maximum, "
+                "after a filter for some methods: see the method's `image_score`), and defect-free pixels "
+                "far from the reconstruction can outscore a small defect; read the pixel metrics here."
+            )
+    return ["", *lines] if lines else []
+
+
+def _unfinished_banner(runs: list[StoredRun]) -> list[str]:
+    """A line at the top for each run still going or stopped before its end: its tables hold only the
+    cells finished so far."""
+    lines = []
+    for run in runs:
+        status = str(run.manifest.get("status", "finished"))
+        if status == "finished":
+            continue
+        cells = run.manifest.get("cells")
+        count = len(cells) if isinstance(cells, list) else 0
+        if status == "running":
+            what, then = "still running", "Report again when it ends."
+        else:
+            what = "stopped: " + " ".join(status.split())[:120]
+            then = f"Finish it with `adbench run --resume {run.path}`, then report again."
+        lines += [
+            "",
+            f"> **Unfinished run** ({run.path.name}, {what}): these tables hold its {count} finished "
+            f"cell(s) only. {then}",
         ]
     return lines
 
@@ -388,7 +451,10 @@ def _write_report(
         for metric, title in (QUALITY_TABLES | PIXEL_TABLES | TIMING_TABLES).items()
         if metric in present
     }
-    tables = {metric: table_data(results, metric, kinds) for metric in titles}
+    contended = {
+        (method, category) for method, category, _ in contended_cells([run.manifest for run in runs])
+    }
+    tables = {metric: table_data(results, metric, kinds, contended) for metric in titles}
 
     sections = [
         f"# adbench report: {', '.join(run.path.name for run in runs)}",
@@ -407,9 +473,12 @@ def _write_report(
             f"> **Smoke budget** ({', '.join(smoke)}): a few training steps per cell, to test the pipeline. "
             "These numbers are not results of the methods; train at `--budget default` or `paper` for those.",
         ]
+    sections[1:1] = _unfinished_banner(runs)
     for metric, title in QUALITY_TABLES.items():
         if metric in present:
             sections += ["", f"## {title}", "", _render_table(tables[metric])]
+            if metric == "image_auroc":
+                sections += _maps_find_what_the_score_misses(results)
     pixel = [metric for metric in PIXEL_TABLES if metric in present]
     if pixel:
         sections += ["", "## Pixel level (methods with anomaly maps)", "", pixel_resolution_note(runs)]
@@ -565,12 +634,13 @@ def _figures(
             )
         )
         if LATENCY_MEDIAN in set(results["metric"]):
+            contended = {method for method, _, _ in contended_cells([run.manifest for run in runs])}
             figures.append(
                 (
-                    "Image AUROC against inference time per image: "
-                    "single-pass (circles) and iterative (squares)",
+                    "Image AUROC against inference time per image: single-pass (circles) and iterative "
+                    "(squares)" + ("; hollow: timed on a contended machine" if contended else ""),
                     plots.accuracy_against_time(
-                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png"), style
+                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png"), style, contended
                     ),
                 )
             )

@@ -8,6 +8,8 @@ Figures are sized from their grid and laid out by matplotlib's constrained layou
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,17 +118,27 @@ def roc_curves(cell_scores: pd.DataFrame, path: Path, style: Style) -> Path:
 
 
 def accuracy_against_time(
-    results: pd.DataFrame, kinds: dict[str, str], metric: str, path: Path, style: Style
+    results: pd.DataFrame,
+    kinds: dict[str, str],
+    metric: str,
+    path: Path,
+    style: Style,
+    contended: AbstractSet[str] = frozenset(),
 ) -> Path:
-    """Overall mean of `metric` against median inference time per image (log axis), one point per method."""
+    """Overall mean of `metric` against median inference time per image (log axis), one point per method;
+    a method in `contended` (a latency of it timed on a contended machine) is drawn hollow and says so."""
     quality = category_table(results, metric)["overall_mean"]
     latency = category_table(results, LATENCY_MEDIAN)["overall_mean"]
     figure, axes = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for method in [m for m in style.methods if m in quality.index and m in latency.index]:
         marker = "s" if kinds.get(method) == "iterative" else "o"
-        axes.scatter(latency[method], quality[method], marker=marker, s=60, color=style.colours[method])
+        colour = style.colours[method]
+        fill = "none" if method in contended else colour
+        axes.scatter(
+            latency[method], quality[method], marker=marker, s=60, facecolors=fill, edgecolors=colour
+        )
         axes.annotate(
-            f"{method} ({kinds.get(method, '?')})",
+            f"{method} ({kinds.get(method, '?')}{', timed contended' if method in contended else ''})",
             (latency[method], quality[method]),
             fontsize=8,
             xytext=(5, 3),
@@ -173,10 +185,19 @@ def loss_curves(
                     panel.plot(
                         curve["step"], curve["value"], label=category, linewidth=0.8, color=shades[category]
                     )
-            panel.set_title(f"{method}: {labels.get(method, {}).get(loss, loss)}", fontsize=8)
+            panel.set_title(panel_title(method, labels.get(method, {}).get(loss, loss)), fontsize=8)
             panel.set(xlabel="training step", ylabel="loss")
             panel.legend(fontsize=6)
     return _save(figure, path)
+
+
+# Characters of an 8-point title that fit a 3.6-inch panel; a longer one was clipped at both ends.
+PANEL_TITLE_WIDTH = 48
+
+
+def panel_title(method: str, loss: str) -> str:
+    """'method: loss words', wrapped onto lines that fit a loss panel."""
+    return textwrap.fill(f"{method}: {loss}", PANEL_TITLE_WIDTH)
 
 
 def _picture(image: np.ndarray) -> tuple[np.ndarray, str | None]:

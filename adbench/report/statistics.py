@@ -8,7 +8,8 @@ precision of each column, and which cells collapsed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,8 @@ class TableData:
     best: set[tuple[str, str]]
     decimals: dict[str, int]
     collapsed: set[tuple[str, str]]
+    # (method, column) of a timing table holding a value timed on a contended machine: marked, never bold.
+    contended: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def columns(self) -> list[str]:
@@ -157,11 +160,23 @@ class TableData:
         return text if math.isnan(std) else f"{text} {plus_minus} {format_value(std, self.metric, decimals)}"
 
 
-def table_data(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> TableData:
+def table_data(
+    results: pd.DataFrame,
+    metric: str,
+    kinds: dict[str, str],
+    contended: AbstractSet[tuple[str, str]] = frozenset(),
+) -> TableData:
+    """`contended`: (method, category) pairs with a seed timed on a contended machine
+    (timing.contended_cells), marked in a timing table's categories and in the means they enter."""
     mean, std = seed_statistics(results, metric)
     methods = method_order(results[results["metric"] == metric], kinds)
     mean, std = mean.loc[methods], std.loc[methods]
     intervals = mean_intervals(results, metric)
+    marked = (
+        _contended_columns(results, contended, list(mean.columns))
+        if METRICS[metric].group == "timing"
+        else set()
+    )
     return TableData(
         metric,
         methods,
@@ -169,7 +184,21 @@ def table_data(results: pd.DataFrame, metric: str, kinds: dict[str, str]) -> Tab
         mean,
         std,
         intervals,
-        clearly_best(mean, intervals, METRICS[metric].higher_is_better),
+        clearly_best(mean, intervals, METRICS[metric].higher_is_better) - marked,
         {column: column_decimals(mean[column], metric) for column in mean.columns},
         collapsed_cells(results),
+        marked,
     )
+
+
+CONTENDED_NOTE = "timed on a contended machine (a seed or a category it averages); never marked best"
+
+
+def _contended_columns(
+    results: pd.DataFrame, contended: AbstractSet[tuple[str, str]], columns: list[str]
+) -> set[tuple[str, str]]:
+    kinds = dict(zip(results["category"], results["category_kind"], strict=True))
+    marked = set()
+    for method, category in contended:
+        marked |= {(method, category), (method, "overall_mean"), (method, f"{kinds.get(category)}s_mean")}
+    return {(method, column) for method, column in marked if column in columns}
