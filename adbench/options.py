@@ -308,6 +308,8 @@ def with_run_options(command: Command) -> Callable[[Callable[..., Any]], Callabl
             for name, parameter in signature.parameters.items()
             if name != "options"
         ]
+        # A command parameter named as an option key would be shadowed by the option, silently.
+        assert not {option.key for option in declared} & {parameter.name for parameter in own}, function
 
         @functools.wraps(function)
         def with_options(**given: Any) -> Any:
