@@ -10,7 +10,8 @@ differs is the input, the loss and the map:
   error, with weight 1, is DRAEM's reconstruction loss (Zavrtanik et al., ICCV 2021, §3.1). Why:
 
 What SSIM alone did, measured (tools/autoencoder_probe.py; photographs of ordinary contrast from
-scikit-image, tests/photos.py seed 1, never the seed-0 set the tests report on; `default` settings):
+scikit-image, tests/photos.py seed 1, never the seed-0 set the tests report on; `default` settings;
+the sensitivities below are the magnitude ratio adbench used before issue 29 item 4, see sensitivity.py):
 every 50 steps the gradient reaching the first encoder layer, the latent's spread over 8 held-out
 patches, and input_sensitivity. SSIM alone with the former sigmoid output: the gradient fell from
 about 6e3 to 0.2–2 within 50 steps, and the reconstruction became one flat grey (sensitivity 0.000 on
