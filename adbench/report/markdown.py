@@ -154,18 +154,17 @@ def _interval_table(table: TableData) -> list[str]:
 
 
 def _timing_section(
-    runs: list[StoredRun],
+    contended: dict[tuple[str, str, int], str],
     results: pd.DataFrame,
     kinds: dict[str, str],
     tables: dict[str, TableData],
     contended_timings: bool,
 ) -> list[str]:
-    """The timing tables, the cells timed on a contended machine, and the iterative/single-pass ratios
-    (without those cells unless `contended_timings`)."""
+    """The timing tables, the cells timed on a contended machine (`contended`, timing.contended_cells), and
+    the iterative/single-pass ratios (without those cells unless `contended_timings`)."""
     lines = ["## Timing"]
     for metric in [metric for metric in TIMING_TABLES if metric in tables]:
         lines += ["", f"### {TIMING_TABLES[metric]}", "", _render_table(tables[metric])]
-    contended = contended_cells([run.manifest for run in runs])
     if contended:
         note = contended_ratio_note(results, kinds, contended.keys(), contended_timings)
         lines += [
@@ -451,10 +450,9 @@ def _write_report(
         for metric, title in (QUALITY_TABLES | PIXEL_TABLES | TIMING_TABLES).items()
         if metric in present
     }
-    contended = {
-        (method, category) for method, category, _ in contended_cells([run.manifest for run in runs])
-    }
-    tables = {metric: table_data(results, metric, kinds, contended) for metric in titles}
+    contended = contended_cells([run.manifest for run in runs])
+    contended_pairs = {(method, category) for method, category, _ in contended}
+    tables = {metric: table_data(results, metric, kinds, contended_pairs) for metric in titles}
 
     sections = [
         f"# adbench report: {', '.join(run.path.name for run in runs)}",
@@ -485,7 +483,7 @@ def _write_report(
         for metric in pixel:
             sections += ["", f"### {PIXEL_TABLES[metric]}", "", _render_table(tables[metric])]
     if any(metric in present for metric in TIMING_TABLES):
-        sections += ["", *_timing_section(runs, results, kinds, tables, contended_timings)]
+        sections += ["", *_timing_section(contended, results, kinds, tables, contended_timings)]
 
     scores = _cell_files(runs, "scores.csv", {"label", "score", "defect"})
     if not scores.empty:
@@ -515,7 +513,7 @@ def _write_report(
         "",
         f"The tables are also in `{stem}-tables.tex` (LaTeX, booktabs) and `{stem}-tables.csv` (numbers).",
     ]
-    figures = _figures(runs, results, kinds, out, scores)
+    figures = _figures(runs, results, kinds, out, scores, {method for method, _, _ in contended})
     if figures:
         sections += ["", "## Figures", ""]
         sections += [f"![{caption}]({path.name})\n\n*{caption}*\n" for caption, path in figures]
@@ -621,8 +619,14 @@ def _loss_labels(methods: set[str]) -> dict[str, dict[str, str]]:
 
 
 def _figures(
-    runs: list[StoredRun], results: pd.DataFrame, kinds: dict[str, str], out: Path, scores: pd.DataFrame
+    runs: list[StoredRun],
+    results: pd.DataFrame,
+    kinds: dict[str, str],
+    out: Path,
+    scores: pd.DataFrame,
+    contended_methods: set[str],
 ) -> list[tuple[str, Path]]:
+    """The report's figures; `contended_methods` have a latency timed on a contended machine."""
     stem = out.with_suffix("")
     style = plots.Style.of(method_order(results, kinds), category_order(results))
     figures = []
@@ -634,13 +638,17 @@ def _figures(
             )
         )
         if LATENCY_MEDIAN in set(results["metric"]):
-            contended = {method for method, _, _ in contended_cells([run.manifest for run in runs])}
             figures.append(
                 (
                     "Image AUROC against inference time per image: single-pass (circles) and iterative "
-                    "(squares)" + ("; hollow: timed on a contended machine" if contended else ""),
+                    "(squares)" + ("; hollow: timed on a contended machine" if contended_methods else ""),
                     plots.accuracy_against_time(
-                        results, kinds, "image_auroc", Path(f"{stem}-quality-vs-time.png"), style, contended
+                        results,
+                        kinds,
+                        "image_auroc",
+                        Path(f"{stem}-quality-vs-time.png"),
+                        style,
+                        contended_methods,
                     ),
                 )
             )

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.stats import t as t_distribution
 
 from adbench.metrics.catalogue import METRICS
-from adbench.report.tables import category_table
+from adbench.report.tables import KIND_MEAN_COLUMN, OVERALL_MEAN, category_table
 from adbench.sensitivity import INPUT_SENSITIVITY, is_collapsed
 from adbench.timing import TIMING_METRICS
 
@@ -200,5 +200,9 @@ def _contended_columns(
     kinds = dict(zip(results["category"], results["category_kind"], strict=True))
     marked = set()
     for method, category in contended:
-        marked |= {(method, category), (method, "overall_mean"), (method, f"{kinds.get(category)}s_mean")}
+        marked |= {
+            (method, category),
+            (method, OVERALL_MEAN),
+            (method, KIND_MEAN_COLUMN.get(kinds.get(category, ""), "")),
+        }
     return {(method, column) for method, column in marked if column in columns}

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-MEAN_COLUMNS = ("textures_mean", "objects_mean", "overall_mean")
+# The mean over a kind's categories, by kind, and over every category: the tables' last columns.
+KIND_MEAN_COLUMN = {"texture": "textures_mean", "object": "objects_mean"}
+OVERALL_MEAN = "overall_mean"
+MEAN_COLUMNS = (*KIND_MEAN_COLUMN.values(), OVERALL_MEAN)
 
 
 def category_order(results: pd.DataFrame) -> list[str]:
@@ -25,12 +28,11 @@ def category_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     categories = category_order(rows)
     table = per_category.reindex(columns=categories)
     kinds = rows.drop_duplicates("category").set_index("category")["category_kind"]
-    textures = [name for name in categories if kinds[name] == "texture"]
-    objects = [name for name in categories if kinds[name] == "object"]
     nan = pd.Series(float("nan"), index=table.index)
-    table["textures_mean"] = table[textures].mean(axis=1, skipna=False) if textures else nan
-    table["objects_mean"] = table[objects].mean(axis=1, skipna=False) if objects else nan
-    table["overall_mean"] = table[categories].mean(axis=1, skipna=False)
+    for kind, column in KIND_MEAN_COLUMN.items():
+        of_kind = [name for name in categories if kinds[name] == kind]
+        table[column] = table[of_kind].mean(axis=1, skipna=False) if of_kind else nan
+    table[OVERALL_MEAN] = table[categories].mean(axis=1, skipna=False)
     table.columns.name = None
     table.index.name = "method"
     return table
