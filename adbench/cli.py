@@ -372,6 +372,16 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
     if estimate:
         total = sum(cell.estimated_seconds or 0.0 for cell in cells)
         out_console.print(f"estimated duration of the grid on {config.device}: {_duration(total)}")
+        contended = [cell for cell in cells if cell.estimate_contended]
+        if contended:
+            first = contended[0]
+            out_console.print(
+                f"warning: the machine was contended while estimating ({first.method}/{first.category}: "
+                f"{first.estimate_contended}); the estimate holds only if that load lasts the whole run: "
+                "alone the grid takes less, and its real duration depends on what else runs on these cores",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _duration(seconds: float) -> str:

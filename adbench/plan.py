@@ -23,7 +23,7 @@ from adbench.data.layout import CategoryFiles
 from adbench.detector import Detector, TrainingBudget
 from adbench.devices import resolve_device, seed_everything
 from adbench.runner import resolve_grid
-from adbench.timing import timed
+from adbench.timing import MachineLoad, measured
 
 # Timed per (method, category) for an estimate: optimiser steps after one warm-up step, and test images.
 ESTIMATE_STEPS = 2
@@ -48,6 +48,8 @@ class CellPlan:
     scored_images: int  # test and validation images, each scored once (with --save-maps, also unlabeled)
     departures: tuple[str, ...]
     estimated_seconds: float | None = None
+    # Why the estimate's timings ran on a contended machine (timing.MachineLoad's words); None when quiet.
+    estimate_contended: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"departures": list(self.departures)}
@@ -66,8 +68,10 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
         category = describe(files, remember=False)
         for method in grid.methods.values():
             detector, budget = new_detector(method, category, config, torch.device("cpu"))
-            seconds = _estimate(method, detector, budget, files, config, device) if estimate else None
+            seconds, contended = None, None
             if bar is not None and task is not None:
+                bar.update(task, status=f"{method.name}/{files.name}")
+                seconds, contended = _estimate(method, detector, budget, files, config, device)
                 bar.advance(task)
             steps = detector.training_steps(budget, len(files.train))
             for seed in config.seeds:
@@ -89,6 +93,7 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
                         scored_images=_scored_images(files, config),
                         departures=method.departures(category, config.budget),
                         estimated_seconds=seconds,
+                        estimate_contended=contended,
                     )
                 )
     if bar is not None and task is not None:
@@ -103,23 +108,29 @@ def _estimate(
     files: CategoryFiles,
     config: RunConfig,
     device: torch.device,
-) -> float:
-    """Seconds the cell would take: timed training steps × its steps + timed scoring × its images."""
+) -> tuple[float, str | None]:
+    """Seconds the cell would take (timed training steps × its steps + timed scoring × its images), and
+    why those timings were contended (None on a quiet machine), measured as the run's timings are."""
     seed_everything(0)
     category = describe(files)  # remembered in the cache: an estimate decodes the images, as a run does
     detector, _ = new_detector(method, category, config, device)
     tensors = load_category(files, category, detector.input_spec).on(device)
     train = CategoryTensors.as_float(tensors.train)
     detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))  # warm-up
-    _, step_seconds = timed(
+    _, training = measured(
         device, lambda: detector.fit(train, TrainingBudget(ESTIMATE_STEPS, budget.batch_size))
     )
     images = CategoryTensors.as_float(tensors.test[:ESTIMATE_IMAGES])
     detector.score(images[:1])  # warm-up
-    _, score_seconds = timed(device, lambda: detector.score(images))
-    image_seconds = score_seconds / len(images)
+    _, scoring = measured(device, lambda: detector.score(images))
+    image_seconds = scoring.wall_seconds / len(images)
     steps = planned.training_steps(budget, len(files.train))
-    return step_seconds / ESTIMATE_STEPS * steps + image_seconds * _scored_images(files, config)
+    seconds = training.wall_seconds / ESTIMATE_STEPS * steps + image_seconds * _scored_images(files, config)
+    return seconds, _contention(training, scoring)
+
+
+def _contention(*loads: MachineLoad) -> str | None:
+    return next((load.contention for load in loads if load.contention), None)
 
 
 def _scored_images(files: CategoryFiles, config: RunConfig) -> int:

@@ -9,8 +9,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +177,14 @@ def one_line(stderr: str) -> str:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (hidden temporary files included) and its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
+    """Poll until `condition()` holds, failing if `process` ends first. No deadline of seconds: on a busy
+    machine a fresh interpreter takes minutes to import torch and start, and a test that gives up early
+    fails for the load, not for the code (#31 item 6); half an hour only guards against a hang."""
+    give_up = time.monotonic() + 1800
+    while not condition():
+        assert process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < give_up, f"half an hour without {what}"
+        time.sleep(0.05)

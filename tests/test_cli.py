@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 from adbench.metrics.catalogue import METRICS
 from adbench.results import COLUMNS
 from adbench.timing import FIT_SECONDS, TIMING_METRICS
-from tests.helpers import adbench, one_line, quality_rows
+from tests.helpers import adbench, one_line, quality_rows, wait_until
 
 
 def smoke_run(data, out, *args):
@@ -431,11 +430,11 @@ def test_a_run_killed_mid_grid_and_resumed_gives_the_uninterrupted_results(tiny_
         [*command, "--name", "killed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     manifest_path = tmp_path / "killed" / "manifest.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if manifest_path.exists() and json.loads(manifest_path.read_text())["cells"]:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: manifest_path.exists() and bool(json.loads(manifest_path.read_text())["cells"]),
+        process,
+        "its first cell was recorded",
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
     cells_before = len(json.loads(manifest_path.read_text())["cells"])
@@ -488,3 +487,25 @@ def test_dry_run_writes_nothing_and_plans_what_the_run_records(tiny_root, tiny_r
     # The timings take seconds per method and category: the log says so as they happen (#31 item 3).
     assert re.search(r"estimate: timing: started, 1 to do\n.*estimate: timing: done in ", table.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("waited_per_read", [0.0, 30.0])
+def test_estimate_says_when_the_machine_was_contended_while_it_timed(tiny_root, monkeypatch, waited_per_read):
+    """The estimate's timings are judged as the run's are (timing.MachineLoad): Linux's count of the
+    seconds the threads waited for a core, here made up so that the outcome does not depend on the load."""
+    from adbench import timing
+
+    reads = iter(range(1_000_000))
+    monkeypatch.setattr(timing, "_waited_for_core", lambda: next(reads) * waited_per_read)
+    result = adbench(
+        *("run", "--methods", "l2ae", "--budget", "smoke", "--data", str(tiny_root)),
+        *("--categories", "pin", "--dry-run", "--estimate"),
+    )
+    assert result.returncode == 0, result.stderr
+    said = r"warning: the machine was contended while estimating \(l2ae/pin: (.*)"
+    warning = re.search(said, result.stdout)
+    if waited_per_read:
+        assert warning, result.stdout
+        assert "threads waited for a core" in warning[1] and "what else runs on these cores" in result.stdout
+    else:
+        assert warning is None and "contended" not in result.stdout

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
 
 from adbench.timing import pinned_threads
-from tests.helpers import adbench, quality_rows
+from tests.helpers import adbench, quality_rows, wait_until
 
 pytest.importorskip("distributed")
 
@@ -88,9 +87,7 @@ def _cluster(folder):
         _start("distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file), "--port", "0")
     ]
     try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(scheduler_file.exists, processes[0], "the scheduler wrote its address")
         address = pd.read_json(scheduler_file, typ="series")["address"]
         for _ in range(2):
             processes.append(
@@ -120,9 +117,7 @@ def test_scheduler_and_worker_processes_survive_a_killed_worker(sequential, tiny
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | THREADS_ENV,
         )  # fmt: skip
         cells = tmp_path / "cluster" / "cells"
-        while not any(cells.glob("*/*/seed*/")) and run.poll() is None:
-            time.sleep(0.05)
-        assert run.poll() is None, "the run ended before a worker could be killed"
+        wait_until(lambda: any(cells.glob("*/*/seed*/")), run, "a worker could be killed")
         os.killpg(workers[0].pid, signal.SIGKILL)  # a worker dies mid-cell, without a goodbye
         workers[0].wait()
         _, stderr = run.communicate(timeout=600)

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from PIL import Image
 from adbench.kernels import PORTABLE_VARIABLE, kernels_in_use
 from adbench.results import MANIFEST
 from adbench.run_lock import LOCK_FILE, _holder, run_lock
-from tests.helpers import adbench, one_line, snapshot
+from tests.helpers import adbench, one_line, snapshot, wait_until
 from tests.test_evaluate import write_maps
 
 CHECKPOINT = Path("cells/l2ae/washer/seed0/checkpoint.safetensors")
@@ -294,11 +293,9 @@ def test_sigterm_leaves_the_run_interrupted(tiny_root, tmp_path):
         [*command, "--name", "t"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     manifest_path = tmp_path / "t" / MANIFEST
-    deadline = time.monotonic() + 120
-    while not manifest_path.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    wait_until(manifest_path.exists, process, "the run wrote its manifest")
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=600)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert (
         f"interrupted: finished cells are kept in {tmp_path / 't'};" in stderr and "Traceback" not in stderr

@@ -49,7 +49,7 @@ def _train(portable: bool, settings: dict[str, str]) -> list[str]:
     environment = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR")}
     environment |= settings | {"ADBENCH_PORTABLE_KERNELS": "1" if portable else "0"}
     command = [sys.executable, "-c", TRAIN]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True, timeout=600)
     return done.stdout.split()
 
 

@@ -80,6 +80,7 @@ def _work() -> float:
     return float(a.sum())
 
 
+@pytest.mark.machine_load
 def test_a_timing_taken_beside_busy_processes_is_marked_contended():
     busy = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * available_cores())
