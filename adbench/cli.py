@@ -36,6 +36,7 @@ from adbench.options import (
     split_names,
     with_run_options,
 )
+from adbench.sharing import choose_wait_policy
 
 if TYPE_CHECKING:
     from adbench.config import RunConfig
@@ -688,9 +689,15 @@ _USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == 
 _CLICK_EXCEPTION: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+# Commands that train or score with torch: they choose OpenMP's wait policy before torch is imported.
+_COMPUTING_COMMANDS = ("run", "time", "evaluate")
+
+
 def main() -> None:
     try:
         _refuse_undecodable(sys.argv[1:])
+        if sys.argv[1:2] and sys.argv[1] in _COMPUTING_COMMANDS and (note := choose_wait_policy()):
+            err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
         # Not standalone, so that a usage error is ours to print (in one line, as every other error);
         # what typer's standalone mode returns instead of exiting: an exit code, or a command's None.
         code = app(prog_name="adbench", standalone_mode=False)

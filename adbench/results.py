@@ -7,6 +7,7 @@ One row per run × method × category × seed × metric. `results.parquet` is th
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -126,6 +127,8 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        # PASSIVE when the run started beside busy processes (adbench/sharing.py), or as the user set it
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "kernels": kernels_in_use(),
         "cuda_available": torch.cuda.is_available(),
         "versions": versions,

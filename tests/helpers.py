@@ -165,11 +165,18 @@ def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarr
 
 # A line of adbench.progress.LogLines: what a run writes, stage by stage, where stderr is no terminal.
 PROGRESS_LINE = re.compile(r"\d\d:\d\d:\d\d ")
+# What a command started in a fresh interpreter says on a busy machine (adbench/sharing.py).
+SHARING_NOTE = re.compile(r"note: other processes keep ")
 
 
 def one_line(stderr: str) -> str:
-    """The only non-blank line of `stderr` besides the progress lines, which must hold no traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
+    """The only non-blank line of `stderr` besides the progress lines and the busy machine's note, which
+    must hold no traceback."""
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not PROGRESS_LINE.match(line) and not SHARING_NOTE.match(line)
+    ]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     return lines[0]
 

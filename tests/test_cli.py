@@ -374,6 +374,7 @@ def test_time_measures_every_method_and_category_and_compares_iterative_with_sin
     manifest = json.loads((tmp_path / "timed" / "manifest.json").read_text())
     assert {cell["timing"]["latency_repeats"] for cell in manifest["cells"]} == {3}
     assert manifest["environment"]["torch_threads"] >= 1 and manifest["device"] == "cpu"
+    assert "omp_wait_policy" in manifest["environment"], "a run beside busy processes waits passively"
     for category in ("sand", "pin"):
         ratio = re.search(
             rf"{category}: anogan \(iterative\) takes ([\d.,]+)× the time per image of l2ae", result.stdout
