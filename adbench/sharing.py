@@ -34,7 +34,8 @@ SAMPLE_SECONDS = 0.3
 def _cpu_times() -> tuple[int, int] | None:
     """(busy, total) jiffies of all cores since boot (Linux /proc/stat); None elsewhere."""
     try:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        # user, nice, system, idle, iowait, irq, softirq, steal; guest time is counted in user already
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     except (OSError, ValueError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and I/O wait
