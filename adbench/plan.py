@@ -69,10 +69,12 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
         for method in grid.methods.values():
             detector, budget = new_detector(method, category, config, torch.device("cpu"))
             seconds, contended = None, None
-            if bar is not None and task is not None:
-                bar.update(task, status=f"{method.name}/{files.name}")
+            if estimate:
+                if bar is not None and task is not None:
+                    bar.update(task, status=f"{method.name}/{files.name}")
                 seconds, contended = _estimate(method, detector, budget, files, config, device)
-                bar.advance(task)
+                if bar is not None and task is not None:
+                    bar.advance(task)
             steps = detector.training_steps(budget, len(files.train))
             for seed in config.seeds:
                 cells.append(

@@ -490,6 +490,16 @@ def test_dry_run_writes_nothing_and_plans_what_the_run_records(tiny_root, tiny_r
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_estimate_without_a_progress_bar_still_times_every_cell(tiny_root):
+    from adbench.config import RunConfig
+    from adbench.plan import plan_grid
+
+    config = RunConfig(("l2ae",), ("pin", "sand"), tiny_root, budget="smoke")
+    cells = plan_grid(config, estimate=True)
+    assert sorted(cell.category for cell in cells) == ["pin", "sand"]
+    assert all(cell.estimated_seconds and cell.estimated_seconds > 0 for cell in cells), cells
+
+
 @pytest.mark.parametrize("waited_per_read", [0.0, 30.0])
 def test_estimate_says_when_the_machine_was_contended_while_it_timed(tiny_root, monkeypatch, waited_per_read):
     """The estimate's timings are judged as the run's are (timing.MachineLoad): Linux's count of the
