@@ -19,6 +19,7 @@ that other processes used over a fraction of a second, and a user's own OMP_WAIT
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -42,6 +43,14 @@ def _cpu_times() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+def load_average() -> float:
+    """The 1-minute load average; NaN where the OS has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
+
+
 def busy_cores_of_others(sample_seconds: float = SAMPLE_SECONDS) -> float:
     """Cores kept busy by other processes: measured over `sample_seconds` while this one sleeps (Linux),
     else the 1-minute load average; 0.0 where neither is known."""
@@ -51,10 +60,8 @@ def busy_cores_of_others(sample_seconds: float = SAMPLE_SECONDS) -> float:
         after = _cpu_times()
         if after is not None and after[1] > before[1]:
             return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0.0
+    load = load_average()
+    return 0.0 if math.isnan(load) else load
 
 
 def choose_wait_policy(busy_cores: Callable[[], float] = busy_cores_of_others) -> str | None:

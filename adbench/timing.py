@@ -31,6 +31,7 @@ import torch
 from scipy.stats import binom
 
 from adbench.detector import Detector
+from adbench.sharing import load_average
 
 FIT_SECONDS = "fit_s"
 LATENCY_MEDIAN = "infer_ms_per_image"
@@ -66,14 +67,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _load_average() -> float:
-    """The 1-minute load average; NaN where the OS has none (Windows)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return float("nan")
 
 
 def _waited_for_core() -> float | None:
@@ -162,13 +155,13 @@ def timed(device: torch.device, work: Callable[[], Result]) -> tuple[Result, flo
 def measured(device: torch.device, work: Callable[[], Result]) -> tuple[Result, MachineLoad]:
     """`timed`, at the current thread count pinned, with the machine's load during the work."""
     threads = torch.get_num_threads()
-    load_before, waited_before, cpu_before = _load_average(), _waited_for_core(), time.process_time()
+    load_before, waited_before, cpu_before = load_average(), _waited_for_core(), time.process_time()
     with pinned_threads(threads):
         result, wall = timed(device, work)
     cpu, waited_after = time.process_time() - cpu_before, _waited_for_core()
     waited = None if waited_before is None or waited_after is None else waited_after - waited_before
     load = MachineLoad(
-        wall, cpu, waited, threads, load_before, _load_average(), available_cores(), device.type
+        wall, cpu, waited, threads, load_before, load_average(), available_cores(), device.type
     )
     return result, load
 
