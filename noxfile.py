@@ -22,8 +22,8 @@ TORCH = "torch==2.13.0"
 GATE_METHODS = "l2ae,ssimae,cbigan,egbad,anogan"
 GATE_BASELINE = "reports/baselines/smoke-synthetic.json"
 # The gate's seeded smoke training gives the same numbers on every x86-64 CPU with AVX2 only with portable
-# kernels (adbench/kernels.py): with AVX2 forced alone, a baseline made on an AMD EPYC failed on an Intel
-# Xeon (26 metrics dropped by more than 0.02).
+# kernels (adbench/machine/kernels.py): with AVX2 forced alone, a baseline made on an AMD EPYC failed on an
+# Intel Xeon (26 metrics dropped by more than 0.02).
 PORTABLE_KERNELS = {"ADBENCH_PORTABLE_KERNELS": "1"}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench.errors import AdbenchError
-from adbench.run_lock import try_lock
+from adbench.run.lock import try_lock
 
 # In a held staging folder: locked by the process that builds in it for as long as it lives.
 STAGING_LOCK = ".staging.lock"

@@ -3,7 +3,8 @@
 The tests run torch's AVX2 kernels on every x86-64 CPU (`SAME_KERNELS`, set before torch is imported,
 unless already set): AVX2 and AVX-512 kernels round differently, seeded training drifts apart over its
 steps, and the seeded checks were made on AVX2; their margins hold on an AMD EPYC and an Intel Xeon. The
-gate, whose baseline is compared to the last bit, uses the slower portable kernels (adbench/kernels.py).
+gate, whose baseline is compared to the last bit, uses the slower portable kernels
+(adbench/machine/kernels.py).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _quiet_machine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     runs (#31 item 6). A test of the measurement itself is marked `machine_load`; a test that makes up a
     load patches `timing._waited_for_core` again."""
     if request.node.get_closest_marker("machine_load") is None:
-        from adbench import timing
+        from adbench.machine import timing
 
         monkeypatch.setattr(timing, "_waited_for_core", lambda: 0.0)
 

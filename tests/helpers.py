@@ -23,8 +23,8 @@ import torch
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import BudgetName, Detector, TrainingBudget
-from adbench.metrics.image import image_auroc
-from adbench.timing import TIMING_METRICS
+from adbench.evaluation.metrics.image import image_auroc
+from adbench.machine.timing import TIMING_METRICS
 
 
 def smoke_fit(
@@ -165,7 +165,7 @@ def skimage_ssim_map(reconstruction: np.ndarray, target: np.ndarray) -> np.ndarr
 
 # A line of adbench.progress.LogLines: what a run writes, stage by stage, where stderr is no terminal.
 PROGRESS_LINE = re.compile(r"\d\d:\d\d:\d\d ")
-# What a command started in a fresh interpreter says on a busy machine (adbench/sharing.py).
+# What a command started in a fresh interpreter says on a busy machine (adbench/machine/sharing.py).
 SHARING_NOTE = re.compile(r"note: other processes keep ")
 
 
@@ -195,3 +195,45 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen, what: s
         assert process.poll() is None, f"the process ended before {what}"
         assert time.monotonic() < give_up, f"half an hour without {what}"
         time.sleep(0.05)
+
+
+# For the tests of damaged run folders, full disks and one-line refusals, in several test modules.
+
+# The checkpoint of conftest.py's `one_cell_run`, relative to its run folder.
+CHECKPOINT = Path("cells/l2ae/washer/seed0/checkpoint.safetensors")
+
+
+def _copy(run_dir: Path, where: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run_dir, where, symlinks=True))
+
+
+def _edit_manifest(run_dir: Path, edit) -> None:
+    import json
+
+    from adbench.run.results import MANIFEST
+
+    path = run_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _smoke(data: Path, out: Path, *args: str, cwd: Path | None = None):
+    return adbench(
+        "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(data), "--out", str(out), *args,
+        cwd=cwd,
+    )  # fmt: skip
+
+
+def _disk_full(error_path: str) -> OSError:
+    import errno
+
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), error_path)
+
+
+def _assert_one_line(result: subprocess.CompletedProcess[str], path: Path) -> None:
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(path) in result.stderr

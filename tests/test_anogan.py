@@ -6,7 +6,7 @@ import torch
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, TrainingBudget
-from adbench.metrics.image import image_auroc
+from adbench.evaluation.metrics.image import image_auroc
 from adbench_methods.anogan.detector import AnoGAN, uniform_latents
 from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator

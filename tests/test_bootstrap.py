@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from adbench.bootstrap import (
+from adbench.evaluation.bootstrap import (
     image_intervals,
     resampled_image_metrics,
     resampled_threshold_metrics,
     stratified_counts,
     threshold_intervals,
 )
-from adbench.evaluation import image_metrics
-from adbench.metrics.threshold import evaluate_threshold
+from adbench.evaluation.evaluate import image_metrics
+from adbench.evaluation.metrics.threshold import evaluate_threshold
 
 
 def test_every_resample_equals_the_metrics_of_the_resampled_test_set_with_ties():

@@ -6,7 +6,7 @@ import torch
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, TrainingBudget
-from adbench.metrics.image import image_auroc
+from adbench.evaluation.metrics.image import image_auroc
 from adbench_methods.cbigan import networks
 from adbench_methods.cbigan.detector import EGBAD, CBiGAN
 from adbench_methods.cbigan.networks import LATENT_DIM, Discriminator, Encoder, Generator

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adbench.metrics.catalogue import METRICS
-from adbench.results import COLUMNS
-from adbench.timing import FIT_SECONDS, TIMING_METRICS
+from adbench.evaluation.metrics.catalogue import METRICS
+from adbench.machine.timing import FIT_SECONDS, TIMING_METRICS
+from adbench.run.results import COLUMNS
 from tests.helpers import adbench, one_line, quality_rows, wait_until
 
 
@@ -218,8 +218,8 @@ def test_a_crashing_method_leaves_its_finished_cells_and_says_why_in_the_manifes
     tiny_root, tmp_path, monkeypatch
 ):
     """A bug in a method keeps its traceback, but the run folder must not claim to be still running."""
-    from adbench.config import RunConfig
-    from adbench.runner import run
+    from adbench.run.config import RunConfig
+    from adbench.run.runner import run
     from adbench_methods.autoencoder.detector import L2Autoencoder
 
     fit = L2Autoencoder.fit
@@ -491,8 +491,8 @@ def test_dry_run_writes_nothing_and_plans_what_the_run_records(tiny_root, tiny_r
 
 
 def test_an_estimate_without_a_progress_bar_still_times_every_cell(tiny_root):
-    from adbench.config import RunConfig
-    from adbench.plan import plan_grid
+    from adbench.run.config import RunConfig
+    from adbench.run.plan import plan_grid
 
     config = RunConfig(("l2ae",), ("pin", "sand"), tiny_root, budget="smoke")
     cells = plan_grid(config, estimate=True)
@@ -504,7 +504,7 @@ def test_an_estimate_without_a_progress_bar_still_times_every_cell(tiny_root):
 def test_estimate_says_when_the_machine_was_contended_while_it_timed(tiny_root, monkeypatch, waited_per_read):
     """The estimate's timings are judged as the run's are (timing.MachineLoad): Linux's count of the
     seconds the threads waited for a core, here made up so that the outcome does not depend on the load."""
-    from adbench import timing
+    from adbench.machine import timing
 
     reads = iter(range(1_000_000))
     monkeypatch.setattr(timing, "_waited_for_core", lambda: next(reads) * waited_per_read)

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from adbench.config import RunConfig, read_grid_file
 from adbench.errors import AdbenchError
+from adbench.run.config import RunConfig, read_grid_file
 from tests.helpers import adbench, one_line, quality_rows
 
 GRID = """

@@ -23,19 +23,19 @@ import tifffile
 from PIL import Image
 from safetensors.torch import save_file
 
-from adbench import external_maps
 from adbench.atomic import STAGING_LOCK
 from adbench.data.cache import describe, load_category, load_native_masks
 from adbench.data.formats import read_dataset
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
-from adbench.external_maps import write_maps as export_maps
+from adbench.evaluation import external_maps
+from adbench.evaluation.external_maps import write_maps as export_maps
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench, one_line
 from tests.layouts import LOCO_CONFIG, build_mvtec_loco
-from tests.test_compare import _run as hand_made_run
 from tests.test_evaluate import write_maps
+from tests.test_gate import _run as hand_made_run
 
 SIZE = 64  # the tiny dataset's side: loading at it resizes nothing, so values compare exactly
 TRAIN_IMAGE = "pin/train/good/000.png"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from adbench.timing import pinned_threads
+from adbench.machine.timing import pinned_threads
 from tests.helpers import adbench, quality_rows, wait_until
 
 pytest.importorskip("distributed")

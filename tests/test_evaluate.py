@@ -8,7 +8,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.errors import AdbenchError
-from adbench.external_maps import evaluate_maps
+from adbench.evaluation.external_maps import evaluate_maps
 from tests.helpers import adbench, one_line
 from tests.test_metrics_pixel import brute_force_aupro
 

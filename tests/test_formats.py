@@ -13,13 +13,13 @@ import pytest
 import tifffile
 from PIL import Image
 
-from adbench import options
 from adbench.data.cache import describe, load_category, load_native_masks
 from adbench.data.formats import FORMAT_NAMES, detect_format, read_dataset
 from adbench.detector import InputSpec
 from adbench.errors import AdbenchError
-from adbench.metrics.catalogue import METRICS
-from adbench.metrics.spro import Defects
+from adbench.evaluation.metrics.catalogue import METRICS
+from adbench.evaluation.metrics.spro import Defects
+from adbench.run import options
 from tests.helpers import adbench, one_line
 from tests.layouts import BUILDERS, LOCO_CONFIG, PRIVATE_IMAGES, Built
 
@@ -61,7 +61,7 @@ def test_kinds_are_known_by_name(built):
 
 
 def test_every_format_is_named_in_the_help():
-    assert options.FORMAT_NAMES == FORMAT_NAMES, "written out in adbench/options.py, which avoids torch"
+    assert options.FORMAT_NAMES == FORMAT_NAMES, "written out in adbench/run/options.py, which avoids torch"
 
 
 def test_visa_labels_and_binarised_masks(built):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adbench.config import RunConfig
 from adbench.detector import CategorySpec
+from adbench.evaluation.sensitivity import COLLAPSE_THRESHOLD
 from adbench.registry import load_method
-from adbench.sensitivity import COLLAPSE_THRESHOLD
+from adbench.run.config import RunConfig
 
 SCRIPT = Path(__file__).parents[1] / "tools" / "paper_gpu_check.py"
 

@@ -22,17 +22,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from adbench.config import RunConfig, read_grid_file
 from adbench.data import mvtec
 from adbench.data.formats.mvtec_loco import read_defects_config
 from adbench.data.formats.visa import SPLIT_FILE, _read_split
 from adbench.data.layout import KINDS_FILE, read_kinds
 from adbench.errors import AdbenchError
-from adbench.external_maps import read_map
+from adbench.evaluation.external_maps import read_map
 from adbench.files import MAX_NESTING, read_json_file
-from adbench.report.compare import read_baseline
-from adbench.results import MANIFEST
-from adbench.runner import _stored_cells
+from adbench.report.gate import read_baseline
+from adbench.run.config import RunConfig, read_grid_file
+from adbench.run.results import MANIFEST
+from adbench.run.runner import _stored_cells
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench, one_line, snapshot
 

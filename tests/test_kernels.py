@@ -1,4 +1,5 @@
-"""Portable kernels (adbench/kernels.py): seeded training whose numbers the machine's settings do not move."""
+"""Portable kernels (adbench/machine/kernels.py): seeded training whose numbers the machine's settings do
+not move."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from adbench.kernels import portable_environment
+from adbench.machine.kernels import portable_environment
 
 # Seeded training of a small convolutional network with a linear head (convolutions and the head both
 # reach MKL's matrix product once oneDNN and NNPACK are off); prints a digest of the weights and the
@@ -29,7 +30,7 @@ for _ in range(8):
     torch.nn.functional.cross_entropy(net(images), targets).backward()
     optimiser.step()
 digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in net.parameters())).hexdigest()
-from adbench.results import environment
+from adbench.run.results import environment
 print(digest, torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.enabled,
       torch.get_num_threads(), environment()["kernels"])
 """

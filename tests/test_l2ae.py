@@ -4,7 +4,7 @@ import torch
 
 from adbench.data.cache import CategoryTensors
 from adbench.detector import CategorySpec, TrainingBudget
-from adbench.sensitivity import input_sensitivity
+from adbench.evaluation.sensitivity import input_sensitivity
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from adbench_methods.autoencoder.networks import ConvAutoencoder
 from adbench_methods.autoencoder.ssim import SSIMAutoencoder
@@ -91,7 +91,7 @@ def test_autoencoders_learn_at_the_papers_optimiser_settings(tiny_root, method, 
     sensitivity = input_sensitivity(detector, CategoryTensors.as_float(tensors.train[:8]))
     auroc = auroc_on_test_set(detector, tensors)
     print(f"{method.name} {category}: input sensitivity {sensitivity:.3f}, image AUROC {auroc:.3f}")
-    # In the share of input differences reproduced (adbench.sensitivity since issue 29): these read 0.144
-    # and 0.117 here, a template 0; the floor keeps a margin for other CPUs' rounding.
+    # In the share of input differences reproduced (adbench.evaluation.sensitivity since issue 29): these
+    # read 0.144 and 0.117 here, a template 0; the floor keeps a margin for other CPUs' rounding.
     assert sensitivity > 0.05, "reconstructions must follow their inputs"
     assert auroc > 0.8

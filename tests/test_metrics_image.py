@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from adbench.metrics.image import (
+from adbench.evaluation.metrics.image import (
     MetricError,
     average_precision,
     image_auroc,

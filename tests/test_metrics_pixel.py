@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from adbench.metrics import pixel
-from adbench.metrics.image import MetricError
-from adbench.metrics.pixel import (
+from adbench.evaluation.metrics import pixel
+from adbench.evaluation.metrics.image import MetricError
+from adbench.evaluation.metrics.pixel import (
     PRO_LIMITS,
     aupimo_per_image,
     label_regions,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from adbench.metrics.image import MetricError
-from adbench.metrics.threshold import evaluate_threshold, largest_region, validation_threshold
+from adbench.evaluation.metrics.image import MetricError
+from adbench.evaluation.metrics.threshold import evaluate_threshold, largest_region, validation_threshold
 
 
 def test_largest_region_uses_eight_connectivity():

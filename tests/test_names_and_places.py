@@ -17,15 +17,15 @@ import pytest
 import torch
 from PIL import Image
 
-from adbench import runner
-from adbench.cell import clear_cell_folder
 from adbench.data.cache import cache_root, describe, load_category
 from adbench.data.formats import read_dataset
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import InputSpec
 from adbench.errors import AdbenchError
 from adbench.names import checked_name, inside, name_problem
-from adbench.results import RESULTS_CSV, RESULTS_PARQUET
+from adbench.run import runner
+from adbench.run.cell import clear_cell_folder
+from adbench.run.results import RESULTS_CSV, RESULTS_PARQUET
 from tests.helpers import adbench, one_line
 from tests.layouts import build_visa
 

@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from adbench import cell, runner
-from adbench.config import RunConfig
 from adbench.data.cache import load_native_masks
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import BudgetName, CategorySpec, Scores
-from adbench.evaluation import upsample_maps
-from adbench.external_maps import read_map
+from adbench.evaluation.evaluate import upsample_maps
+from adbench.evaluation.external_maps import read_map
 from adbench.registry import load_method
+from adbench.run import cell, runner
+from adbench.run.config import RunConfig
 from tests.helpers import adbench
 from tests.test_sensitivity import TemplateDetector, _TemplateParams
 

@@ -1,4 +1,4 @@
-"""Each run option is declared once (adbench/options.py); what the command line, grid files, manifests,
+"""Each run option is declared once (adbench/run/options.py); what the command line, grid files, manifests,
 --eval-only and --resume accept is derived from the declarations."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from adbench import options
-from adbench.config import OPTION_KEYS, RunConfig
 from adbench.data.formats import FORMAT_NAMES
 from adbench.detector import BUDGETS
-from adbench.options import RUN_OPTIONS, flag_name
+from adbench.run import options
+from adbench.run.config import OPTION_KEYS, RunConfig
+from adbench.run.options import RUN_OPTIONS, flag_name
 from tests.helpers import adbench, one_line
 
 # Fields only the harness sets: `adbench time` and --eval-only choose them, no flag does.

@@ -1,4 +1,4 @@
-"""Pixel-level confidence intervals by resampling whole test images (adbench.pixel_bootstrap)."""
+"""Pixel-level confidence intervals by resampling whole test images (adbench.evaluation.pixel_bootstrap)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adbench import pixel_bootstrap
-from adbench.bootstrap import stratified_counts
-from adbench.metrics.pixel import aupimo_per_image, label_regions, pixel_iou, pixel_metrics
-from adbench.metrics.spro import Defects, spro_metrics
+from adbench.evaluation import pixel_bootstrap
+from adbench.evaluation.bootstrap import stratified_counts
+from adbench.evaluation.metrics.pixel import aupimo_per_image, label_regions, pixel_iou, pixel_metrics
+from adbench.evaluation.metrics.spro import Defects, spro_metrics
 from tests.helpers import adbench
 
 THRESHOLD = 1.5

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from adbench.data import mvtec
-from adbench.metrics.catalogue import METRICS
+from adbench.evaluation.metrics.catalogue import METRICS
 from adbench.report import plots
 from adbench.report.tables import MEAN_COLUMNS
-from adbench.results import results_frame
-from adbench.samples import Samples
+from adbench.run.results import results_frame
+from adbench.run.samples import Samples
 
 TEXTURES, OBJECTS = list(mvtec.TEXTURES), list(mvtec.OBJECTS)
 # The results table's identifiers: metric names and the group-mean columns (category names are names).

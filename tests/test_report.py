@@ -19,8 +19,8 @@ from adbench.report.markdown import (
 )
 from adbench.report.paper import paper_rows
 from adbench.report.statistics import mean_intervals, seed_statistics
-from adbench.results import read_results, results_frame
-from adbench.samples import read_samples
+from adbench.run.results import read_results, results_frame
+from adbench.run.samples import read_samples
 from tests.helpers import adbench
 
 

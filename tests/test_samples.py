@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from adbench.errors import AdbenchError
-from adbench.samples import collect_samples, pick_samples, read_samples, write_samples
+from adbench.run.samples import collect_samples, pick_samples, read_samples, write_samples
 
 
 def test_picks_one_good_image_then_each_defect_type_in_turn():

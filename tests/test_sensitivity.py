@@ -11,18 +11,18 @@ import pytest
 import torch
 from rich.console import Console
 
-from adbench import cell, runner
-from adbench.config import RunConfig
 from adbench.detector import BudgetName, CategorySpec, Detector, InputSpec, Scores, TrainingBudget
-from adbench.registry import load_method
-from adbench.report.markdown import COLLAPSE_MARK, build_report
-from adbench.sensitivity import (
+from adbench.evaluation.sensitivity import (
     COLLAPSE_WARNING,
     INPUT_SENSITIVITY,
     _mean_pairwise_difference,
     input_sensitivity,
     is_collapsed,
 )
+from adbench.registry import load_method
+from adbench.report.markdown import COLLAPSE_MARK, build_report
+from adbench.run import cell, runner
+from adbench.run.config import RunConfig
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench
 

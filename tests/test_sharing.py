@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from adbench.sharing import BUSY_CORES, busy_cores_of_others
+from adbench.machine.sharing import BUSY_CORES, busy_cores_of_others
 
 CHOOSE = """
 import os, sys
 {before}
-from adbench.sharing import choose_wait_policy
+from adbench.machine.sharing import choose_wait_policy
 note = choose_wait_policy(lambda: {busy})
 print(os.environ.get("OMP_WAIT_POLICY"), note, sep="|")
 """

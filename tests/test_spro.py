@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from adbench.metrics.spro import Defects, aupro_saturated, saturation_area, spro_metrics
+from adbench.evaluation.metrics.spro import Defects, aupro_saturated, saturation_area, spro_metrics
 
 # One image of 10 pixels: a 4-pixel defect (pixels 0-3) and 6 defect-free pixels.
 SCORES = np.array([[[0.9, 0.8, 0.1, 0.1, 0.95, 0.5, 0.4, 0.3, 0.2, 0.05]]], dtype=np.float32)

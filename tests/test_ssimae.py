@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from adbench.data.cache import CategoryTensors
 from adbench.detector import CategorySpec
-from adbench.sensitivity import input_sensitivity, is_collapsed
+from adbench.evaluation.sensitivity import input_sensitivity, is_collapsed
 from adbench_methods.autoencoder.detector import AutoencoderParams, L2Autoencoder
 from adbench_methods.autoencoder.ssim import SSIM_WINDOW, SSIMAutoencoder, ssim_map
 from tests.helpers import skimage_ssim_map, smoke_auroc, smoke_fit

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from adbench import timing
-from adbench.timing import (
+from adbench.machine import timing
+from adbench.machine.timing import (
     LATENCY_MEDIAN,
     MachineLoad,
     available_cores,

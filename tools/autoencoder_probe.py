@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.data.synth import generate
-from adbench.sensitivity import input_sensitivity
+from adbench.evaluation.sensitivity import input_sensitivity
 from adbench_methods.autoencoder import ssim as ssim_module
 from adbench_methods.autoencoder.detector import L2Autoencoder, per_image_sum
 from adbench_methods.autoencoder.ssim import SSIMAutoencoder

@@ -33,18 +33,18 @@ from rich.progress import Progress
 from rich.table import Table
 
 from adbench.atomic import write_text_atomic
-from adbench.cell import SCORE_CHUNK, new_detector
-from adbench.config import RunConfig
 from adbench.data import mvtec
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import CategoryFiles, validation_count
 from adbench.detector import CategorySpec, Detector, TrainingBudget
-from adbench.devices import resolve_device, seed_everything
-from adbench.evaluation import image_metrics
+from adbench.evaluation.evaluate import image_metrics
+from adbench.evaluation.sensitivity import MAX_IMAGES, input_sensitivity, is_collapsed
+from adbench.machine.devices import resolve_device, seed_everything
+from adbench.machine.timing import timed
 from adbench.registry import load_method
-from adbench.runner import resolve_grid
-from adbench.sensitivity import MAX_IMAGES, input_sensitivity, is_collapsed
-from adbench.timing import timed
+from adbench.run.cell import SCORE_CHUNK, new_detector
+from adbench.run.config import RunConfig
+from adbench.run.runner import resolve_grid
 
 METHODS = ("l2ae", "ssimae", "cbigan", "egbad", "anogan")
 # MVTec AD, Table 1 of Bergmann et al. (2019): training images, defect-free and defective test images.

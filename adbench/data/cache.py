@@ -32,8 +32,8 @@ from adbench.atomic import held_staging_folder, write_text_atomic
 from adbench.data.layout import CategoryFiles, DefectsConfig, Saturation
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
-from adbench.metrics.pixel import Regions, label_regions
-from adbench.metrics.spro import Defects, saturation_area
+from adbench.evaluation.metrics.pixel import Regions, label_regions
+from adbench.evaluation.metrics.spro import Defects, saturation_area
 from adbench.names import inside
 
 # Bump when the stored arrays' meaning changes (resampling filter, layout, what a mask pixel means), so

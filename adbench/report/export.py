@@ -11,8 +11,8 @@ import math
 
 import pandas as pd
 
+from adbench.evaluation.sensitivity import COLLAPSE_WARNING
 from adbench.report.statistics import CONTENDED_NOTE, TableData
-from adbench.sensitivity import COLLAPSE_WARNING
 
 CSV_COLUMNS = ("table", "metric", "method", "inference", "column", "mean", "std", "ci_low", "ci_high", "best")
 _LATEX_SPECIAL = {c: f"\\{c}" for c in "&%$#_{}"} | {

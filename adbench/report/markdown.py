@@ -20,10 +20,17 @@ import pandas as pd
 from adbench.atomic import held_staging_folder
 from adbench.data.formats import FORMATS
 from adbench.errors import AdbenchError
+from adbench.evaluation.metrics.catalogue import CATALOGUE, METRICS
+from adbench.evaluation.metrics.image import image_auroc
+from adbench.evaluation.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY
 from adbench.files import read_json_file
-from adbench.metrics.catalogue import CATALOGUE, METRICS
-from adbench.metrics.image import image_auroc
-from adbench.report import comparisons, plots
+from adbench.machine.timing import (
+    LATENCY_MEDIAN,
+    contended_cells,
+    contended_ratio_note,
+    iterative_cost,
+)
+from adbench.report import paired_tests, plots
 from adbench.report.export import tables_csv, tables_latex
 from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
 from adbench.report.statistics import (
@@ -35,15 +42,8 @@ from adbench.report.statistics import (
     table_data,
 )
 from adbench.report.tables import MEAN_COLUMNS, category_order
-from adbench.results import MANIFEST, read_results
-from adbench.samples import SAMPLES_FILE, Samples, read_samples
-from adbench.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY
-from adbench.timing import (
-    LATENCY_MEDIAN,
-    contended_cells,
-    contended_ratio_note,
-    iterative_cost,
-)
+from adbench.run.results import MANIFEST, read_results
+from adbench.run.samples import SAMPLES_FILE, Samples, read_samples
 
 # The report's tables by section, in the catalogue's order, titled as it says.
 QUALITY_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.group == "image"}
@@ -52,7 +52,8 @@ TIMING_TABLES = {metric.name: metric.title for metric in CATALOGUE if metric.gro
 DEFAULT_COMPARISON = "image_auroc"
 # Beside a value whose cell failed the input-sensitivity check.
 COLLAPSE_MARK = "⚠"
-# Beside a timing taken on a contended machine (adbench.timing), as in the report's list of those cells.
+# Beside a timing taken on a contended machine (adbench.machine.timing), as in the report's list of
+# those cells.
 CONTENDED_MARK = "⏱"
 
 
@@ -525,7 +526,7 @@ def _write_report(
 def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[list[str], list[Path]]:
     """The method-comparison section, and the files it writes beside `out` (CSV, diagram)."""
     stem = out.with_suffix("")
-    table = comparisons.pairwise(results, metric)
+    table = paired_tests.pairwise(results, metric)
     csv = Path(f"{stem}-comparisons.csv")
     table.to_csv(csv, index=False)
     lines = [
@@ -534,14 +535,14 @@ def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[l
         "Every pair of methods over the categories both have (values averaged over seeds): the mean "
         "difference a − b with a 95 % bootstrap interval over categories, a's wins / ties / losses, the "
         "Wilcoxon signed-rank p-value and its Holm adjustment over all pairs. With fewer than "
-        f"{comparisons.MIN_CATEGORIES} categories a signed-rank test can hardly reject anything, so no "
+        f"{paired_tests.MIN_CATEGORIES} categories a signed-rank test can hardly reject anything, so no "
         f"p-value is shown. The same table is in `{csv.name}`.",
         "",
         "| a | b | categories | mean difference (95 % CI) | wins / ties / losses | p | p (Holm) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in table.itertuples():
-        few = row.n_categories < comparisons.MIN_CATEGORIES
+        few = row.n_categories < paired_tests.MIN_CATEGORIES
         p_cells = ["little power", "—"] if few else [_p(row.p_value), _p(row.p_holm)]
         lines.append(
             f"| {row.method_a} | {row.method_b} | {row.n_categories} | {row.mean_difference:+.3f} "
@@ -549,10 +550,10 @@ def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[l
             + " | ".join(p_cells)
             + " |"
         )
-    ranks = comparisons.ranking(results, metric)
+    ranks = paired_tests.ranking(results, metric)
     friedman = _friedman_text(ranks)
     average = ", ".join(f"{method} {rank:.2f}" for method, rank in ranks.average_ranks.items())
-    diagram = comparisons.critical_difference_diagram(ranks, table, Path(f"{stem}-critical-difference.png"))
+    diagram = paired_tests.critical_difference_diagram(ranks, table, Path(f"{stem}-critical-difference.png"))
     lines += [
         "",
         f"Friedman test over the {ranks.n_categories} categories every method has: {friedman}. "
@@ -563,15 +564,15 @@ def comparison_section(results: pd.DataFrame, metric: str, out: Path) -> tuple[l
     return lines, [csv, diagram]
 
 
-def _friedman_text(ranks: comparisons.Ranking) -> str:
+def _friedman_text(ranks: paired_tests.Ranking) -> str:
     """The Friedman test's p-value, or the reason these runs give none."""
     methods = len(ranks.average_ranks)
     if methods < 3:
         return f"not reported (it compares 3 or more methods; these runs have {methods})"
-    if ranks.n_categories < comparisons.MIN_CATEGORIES:
+    if ranks.n_categories < paired_tests.MIN_CATEGORIES:
         return (
             f"not reported ({ranks.n_categories} categories give it little power; it needs "
-            f"{comparisons.MIN_CATEGORIES})"
+            f"{paired_tests.MIN_CATEGORIES})"
         )
     if not math.isfinite(ranks.friedman_p):
         return "not reported (the methods rank alike on every category)"

@@ -23,9 +23,9 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from adbench.machine.timing import LATENCY_MEDIAN
 from adbench.report.tables import category_table
-from adbench.samples import Samples
-from adbench.timing import LATENCY_MEDIAN
+from adbench.run.samples import Samples
 
 METRIC_LABELS = {
     "image_auroc": "image AUROC",

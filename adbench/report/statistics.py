@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as t_distribution
 
-from adbench.metrics.catalogue import METRICS
+from adbench.evaluation.metrics.catalogue import METRICS
+from adbench.evaluation.sensitivity import INPUT_SENSITIVITY, is_collapsed
+from adbench.machine.timing import TIMING_METRICS
 from adbench.report.tables import KIND_MEAN_COLUMN, OVERALL_MEAN, category_table
-from adbench.sensitivity import INPUT_SENSITIVITY, is_collapsed
-from adbench.timing import TIMING_METRICS
 
 GROUP_ORDER = ("single-pass", "iterative")
 
@@ -127,7 +127,8 @@ def method_order(results: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
 
 
 def collapsed_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
-    """(method, category) pairs with a seed whose output did not depend on its input (adbench.sensitivity)."""
+    """(method, category) pairs with a seed whose output did not depend on its input
+    (adbench.evaluation.sensitivity)."""
     rows = results[results["metric"] == INPUT_SENSITIVITY]
     return {(row.method, row.category) for row in rows.itertuples() if is_collapsed(float(row.value))}
 

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from adbench.bootstrap import image_intervals
+from adbench.evaluation.bootstrap import image_intervals
 
 
 @pytest.mark.benchmark(group="bootstrap")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adbench.evaluation import map_metrics
-from adbench.metrics import pixel
-from adbench.metrics.pixel import label_regions, pixel_metrics
-from adbench.pixel_bootstrap import pixel_intervals
+from adbench.evaluation.evaluate import map_metrics
+from adbench.evaluation.metrics import pixel
+from adbench.evaluation.metrics.pixel import label_regions, pixel_metrics
+from adbench.evaluation.pixel_bootstrap import pixel_intervals
 
 SIDE = 1024 if os.environ.get("ADBENCH_BENCH_FULL") else 256
 COUNT = 160

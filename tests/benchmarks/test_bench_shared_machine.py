@@ -1,7 +1,7 @@
 """The README main job's stage times alone and beside one busy process per core (#31 item 1).
 
 Each stage's slowdown beside the busy processes is set against the fair share of the cores, (busy
-processes + torch threads) / cores: 2 when both are one per core. Before adbench/sharing.py a fit on 2
+processes + torch threads) / cores: 2 when both are one per core. Before adbench/machine/sharing.py a fit on 2
 cores took 3.6× its time alone there; a stage far above its fair share is a regression. By default the
 job runs on one texture and one object of the synthetic set (every stage of the job, in a quarter of its
 time); ADBENCH_BENCH_FULL=1 runs all four categories.

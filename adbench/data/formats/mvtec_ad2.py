@@ -7,7 +7,8 @@
     ROOT/<category>/test_private/*.png, test_private_mixed/*.png   no labels
 
 The private test sets are scored for the publisher's evaluation server only: never in a metric, and with
-`--save-maps` written as its submission expects (adbench.external_maps.write_submission). The publisher
+`--save-maps` written as its submission expects (adbench.evaluation.external_maps.write_submission).
+The publisher
 gives no texture/object split; adbench calls the surfaces that fill the frame with no fixed layout
 (fabric, rice, sheet_metal) textures and the rest objects.
 """

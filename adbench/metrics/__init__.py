@@ -1,2 +1,0 @@
-"""Metric functions (pure, numpy in, float out); what each metric name in the results means is declared
-once in adbench.metrics.catalogue."""
