@@ -212,7 +212,7 @@ def _copy(run_dir: Path, where: Path) -> Path:
 def _edit_manifest(run_dir: Path, edit) -> None:
     import json
 
-    from adbench.run.results import MANIFEST
+    from adbench.run.folder import MANIFEST
 
     path = run_dir / MANIFEST
     manifest = json.loads(path.read_text())

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from adbench.run.results import MANIFEST
+from adbench.run.folder import MANIFEST
 from tests.helpers import wait_until
 
 

@@ -156,7 +156,7 @@ def test_a_run_on_the_built_in_data_survives_a_cleared_cache(tmp_path):
         run_dir = tmp_path / "run"
         run_dir.mkdir(exist_ok=True)
         config = RunConfig(("l2ae",), ("pin",), None if config_data is None else tmp_path / config_data)
-        manifest = {"config": config.to_manifest(), "dataset": str(dataset)}
+        manifest = {"config": config.to_manifest(), "dataset": str(dataset), "cells": []}
         (run_dir / "manifest.json").write_text(json.dumps(manifest))
         return RunConfig.from_manifest(run_dir).data
 

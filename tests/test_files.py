@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adbench.run.results import MANIFEST
+from adbench.run.folder import MANIFEST
 from tests.helpers import _copy, adbench, one_line
 
 

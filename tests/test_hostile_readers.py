@@ -28,11 +28,10 @@ from adbench.data.formats.visa import SPLIT_FILE, _read_split
 from adbench.data.layout import KINDS_FILE, read_kinds
 from adbench.errors import AdbenchError
 from adbench.evaluation.external_maps import read_map
-from adbench.files import MAX_NESTING, read_json_file
+from adbench.files import MAX_NESTING
 from adbench.report.gate import read_baseline
 from adbench.run.config import RunConfig, read_grid_file
-from adbench.run.results import MANIFEST
-from adbench.run.runner import _stored_cells
+from adbench.run.folder import MANIFEST, Manifest
 from adbench_methods.autoencoder.detector import L2Autoencoder
 from tests.helpers import adbench, one_line, snapshot
 
@@ -213,7 +212,7 @@ def test_manifests(scratch, tiny_root, data):
     _result_or_one_line(lambda: _build_config(read_grid_file(path)), path)  # --config manifest.json
     _result_or_one_line(lambda: RunConfig.from_manifest(run_dir), path)  # --resume
     _result_or_one_line(lambda: RunConfig.for_eval_only(run_dir, {}), path)  # --eval-only, time --from
-    _result_or_one_line(lambda: _stored_cells(read_json_file(path, "run manifest", "x"), path), path)
+    _result_or_one_line(lambda: Manifest.read(run_dir), path)  # --resume, report, compare
 
 
 # --- the dataset's own files ---------------------------------------------------------------------------

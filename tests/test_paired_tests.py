@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from adbench.report import paired_tests as comparisons
-from adbench.report.markdown import comparison_section
+from adbench.report.sections.method_comparisons import comparison_section
 from adbench.run.results import results_frame
 
 

@@ -9,16 +9,12 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from adbench.atomic import write_text_atomic
-from adbench.report.markdown import (
-    COLLAPSE_MARK,
-    CONTENDED_MARK,
-    _maps_find_what_the_score_misses,
-    load_run,
-    markdown_table,
-    pixel_resolution_note,
-)
 from adbench.report.paper import paper_rows
+from adbench.report.render import COLLAPSE_MARK, CONTENDED_MARK, markdown_table
+from adbench.report.sections.pixel import pixel_resolution_note
+from adbench.report.sections.quality import maps_find_what_the_score_misses
 from adbench.report.statistics import mean_intervals, seed_statistics
+from adbench.run.folder import load_run
 from adbench.run.results import read_results, results_frame
 from adbench.run.samples import read_samples
 from tests.helpers import adbench
@@ -449,7 +445,7 @@ def test_an_image_auroc_below_chance_beside_maps_that_find_the_defects_is_explai
         for seed in (0, 1)
         for metric, value in (("image_auroc", image), ("pixel_auroc", pixel))
     ]
-    lines = _maps_find_what_the_score_misses(pd.DataFrame(rows))
+    lines = maps_find_what_the_score_misses(pd.DataFrame(rows))
     assert len(lines) == 2 and lines[0] == "", "sand only: pin's maps miss too, weave's score is fine"
     assert lines[1].startswith(
         "- l2ae on sand: image AUROC 0.420 although its maps find the defects (pixel AUROC 0.970)"

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from adbench.run.results import MANIFEST
+from adbench.run.folder import MANIFEST
 from tests.helpers import _copy, _edit_manifest, _smoke, adbench, one_line, snapshot
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from adbench.machine.kernels import PORTABLE_VARIABLE, kernels_in_use
-from adbench.run.results import MANIFEST
+from adbench.run.folder import MANIFEST
 from tests.helpers import CHECKPOINT, _copy, _disk_full, _edit_manifest, _smoke, adbench, one_line, snapshot
 
 

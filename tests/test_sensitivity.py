@@ -20,7 +20,8 @@ from adbench.evaluation.sensitivity import (
     is_collapsed,
 )
 from adbench.registry import load_method
-from adbench.report.markdown import COLLAPSE_MARK, build_report
+from adbench.report.builder import build_report
+from adbench.report.render import COLLAPSE_MARK
 from adbench.run import cell, runner
 from adbench.run.config import RunConfig
 from adbench_methods.autoencoder.detector import L2Autoencoder

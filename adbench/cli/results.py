@@ -86,7 +86,8 @@ def report(
     contended_timings: ContendedOption = False,
 ) -> None:
     """Write a markdown report (tables, figures, provenance) from stored results; nothing is retrained."""
-    from adbench.report.markdown import DEFAULT_COMPARISON, build_report
+    from adbench.report.builder import build_report
+    from adbench.report.context import DEFAULT_COMPARISON
 
     # Beside the results it reads, not in whatever repository the command runs from.
     target = out if out is not None else runs[0] / "report.md"
@@ -138,7 +139,7 @@ def compare(
         run_protocol,
         write_baseline,
     )
-    from adbench.report.markdown import load_run
+    from adbench.run.folder import load_run
 
     if exact and within_interval:
         raise AdbenchError("--exact and --ci ask opposite questions; choose one")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.markup import escape
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from adbench.cli.app import err_console, out_console
 from adbench.evaluation.metrics.catalogue import METRICS
+
+if TYPE_CHECKING:
+    from adbench.run.folder import Manifest
 
 # The metrics each command prints, titled as the catalogue says.
 TABLE_METRICS = ("image_max_balanced_accuracy", "image_auroc", "pixel_auroc", "pixel_aupro_0.3")
@@ -56,7 +59,7 @@ def print_tables(results: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS) 
             out_console.print(render_category_table(category_table(results, metric), METRICS[metric].short))
 
 
-def print_timing(results: pd.DataFrame, manifest: dict[str, Any], contended_timings: bool) -> None:
+def print_timing(results: pd.DataFrame, manifest: Manifest, contended_timings: bool) -> None:
     """The timing tables, and how much slower each iterative method is than the fastest single-pass one
     (from the cells timed on a quiet machine, unless `contended_timings`)."""
     from adbench.machine.timing import TIMING_METRICS, contended_cells, contended_ratio_note, iterative_cost

@@ -26,9 +26,17 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from adbench.atomic import held_staging_folder, write_text_atomic
+from adbench.data.decode import (
+    GRAY_MODES,
+    defect_pixels,
+    mask_size_error,
+    open_image,
+    read_header,
+    resized_array,
+)
 from adbench.data.layout import CategoryFiles, DefectsConfig, Saturation
 from adbench.detector import CategorySpec, InputSpec
 from adbench.errors import AdbenchError
@@ -39,12 +47,9 @@ from adbench.names import inside
 # Bump when the stored arrays' meaning changes (resampling filter, layout, what a mask pixel means), so
 # stale entries are ignored.
 CACHE_FORMAT = 5
-FLOAT_MODE = "F"  # Pillow's 32-bit float grayscale (float TIFFs)
-_GRAY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "1", FLOAT_MODE}
 # Upscaling an image of less than this share of the input side invents nearly all of its pixels.
 _SMALLEST_SHARE_OF_INPUT = 1 / 8
 T = TypeVar("T")
-DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def cache_root() -> Path:
@@ -113,8 +118,8 @@ def describe(files: CategoryFiles, remember: bool = True) -> CategorySpec:
     channels = _remembered_channels(entry)
     if channels is None:
         images = files.image_paths()
-        modes = {path: _header(path)[0] for path in images}
-        gray = {path: mode in _GRAY_MODES for path, mode in modes.items()}
+        modes = {path: read_header(path)[0] for path in images}
+        gray = {path: mode in GRAY_MODES for path, mode in modes.items()}
         channels = 1 if 2 * sum(gray[path] for path in files.train) >= len(files.train) else 3
         odd = next((path for path in images if not gray[path]), None)
         if channels == 1 and odd is not None:
@@ -222,7 +227,7 @@ def load_native_masks(files: CategoryFiles) -> NativeMasks:
     entry = _entry("masks", files.name, fingerprint(files))
 
     def build() -> None:
-        sizes = {item.path: _header(item.path)[1] for item in files.test}
+        sizes = {item.path: read_header(item.path)[1] for item in files.test}
         if len(set(sizes.values())) > 1:
             first = files.test[0].path
             odd = next(path for path, size in sizes.items() if size != sizes[first])
@@ -304,9 +309,9 @@ def _build(files: CategoryFiles, spec: InputSpec, entry: Path, on_image: Callabl
     def images(paths: Sequence[Path]) -> np.ndarray:
         out = np.empty((len(paths), spec.channels, spec.image_size, spec.image_size), dtype=np.uint8)
         for i, path in enumerate(paths):
-            image = _open(path)
+            image = open_image(path)
             original_sizes[path] = image.size
-            out[i] = _resize(image, spec, path).transpose(2, 0, 1)
+            out[i] = resized_array(image, spec, path).transpose(2, 0, 1)
             if on_image:
                 on_image()
         return out
@@ -337,118 +342,6 @@ def _upscaled(files: CategoryFiles, sizes: Mapping[Path, tuple[int, int]], spec:
                 "image_size in the grid file's [params.METHOD] table"
             )
     return [str(path.relative_to(files.root)) for path in small]
-
-
-def _open(path: Path) -> Image.Image:
-    """The decoded image; AdbenchError naming the file when it is unreadable."""
-    try:
-        image = Image.open(path)
-    except DECODE_ERRORS as error:
-        raise unreadable_image(path, error) from None
-    try:
-        image.load()  # reads the pixels and closes the file (a single-frame image)
-    except DECODE_ERRORS as error:
-        image.close()
-        raise unreadable_image(path, error) from None
-    return image
-
-
-def _header(path: Path) -> tuple[str, tuple[int, int]]:
-    """The image's mode and size, read from its header only; the file is closed again."""
-    try:
-        with Image.open(path) as image:
-            return image.mode, image.size
-    except DECODE_ERRORS as error:
-        raise unreadable_image(path, error) from None
-
-
-def unreadable_image(path: Path, error: BaseException) -> AdbenchError:
-    return AdbenchError(f"{path}: unreadable or truncated image ({error}); replace or remove it")
-
-
-def mask_size_error(
-    mask_path: Path, mask_size: tuple[int, int], image_path: Path, image_size: tuple[int, int]
-) -> AdbenchError:
-    return AdbenchError(
-        f"{mask_path}: mask is {mask_size[0]}x{mask_size[1]} but its image {image_path.name} is "
-        f"{image_size[0]}x{image_size[1]}; masks must match their image's size"
-    )
-
-
-def _to_uint8(image: Image.Image, channels: int, path: Path) -> Image.Image:
-    """Convert any mode to L or RGB; 16-bit, 32-bit and float grayscale are scaled, not clipped, to 8 bits
-    (float from [0, 1], `float_pixels`); AdbenchError naming `path` for a float image outside [0, 1]."""
-    if image.mode == FLOAT_MODE:
-        image = Image.fromarray(np.round(float_pixels(image, path) * 255.0).astype(np.uint8))
-    elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        values = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.round(values * 255.0 / _sixteen_bit_top(image, path)).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        image = image.convert("RGBA").convert("RGB")
-    return image.convert("L" if channels == 1 else "RGB")
-
-
-def _sixteen_bit_top(image: Image.Image, path: Path) -> float:
-    """65535, the top of the 16-bit modes' range. Mode I (a TIFF of 32 or signed bits) states no range
-    Pillow reads, and guessing one from the pixels would brighten a dark image 257x, and differently
-    from its brighter neighbours, so it is refused."""
-    if image.mode.startswith("I;16"):
-        return 65535.0
-    tags = getattr(image, "tag_v2", {})
-    raise AdbenchError(
-        f"{path}: a {_bits(tags)}integer image, whose range adbench cannot read from the file; "
-        "save it as an 8- or 16-bit (unsigned) image"
-    )
-
-
-def _bits(tags: Any) -> str:
-    bits, sample_format = tags.get(258), tags.get(339, 1)
-    signed = "signed " if sample_format in (2, (2,)) else ""
-    return f"{bits[0] if isinstance(bits, tuple) else bits}-bit {signed}" if bits else signed
-
-
-def float_pixels(image: Image.Image, path: Path) -> np.ndarray:
-    """A float image's pixels in [0, 1], the range float images are read in (as Pillow, scikit-image
-    and torchvision write them); AdbenchError naming `path` for values outside it. No range is guessed
-    from the pixels: a float image in [0, 255] and a dark one in [0, 1] cannot be told apart."""
-    values = np.asarray(image, dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise AdbenchError(f"{path}: float image with NaN or infinite pixels; replace it")
-    low, high = values.min(initial=0.0), values.max(initial=0.0)
-    if low < 0 or high > 1:
-        raise AdbenchError(
-            f"{path}: float image with pixels from {low:g} to {high:g}; float images are read as 0 "
-            "(black) to 1 (white): scale it to [0, 1], or save it as an 8- or 16-bit image"
-        )
-    return values
-
-
-def check_pixel_range(path: Path, mode: str) -> None:
-    """What a run checks of a float or integer image's range (`float_pixels`, `_sixteen_bit_top`), for
-    `adbench data info`; nothing to check (and nothing read) for the other modes."""
-    if mode == FLOAT_MODE:
-        float_pixels(_open(path), path)
-    elif mode == "I":
-        with Image.open(path) as image:
-            _sixteen_bit_top(image, path)
-
-
-def _resize(image: Image.Image, spec: InputSpec, path: Path) -> np.ndarray:
-    image = _to_uint8(image, spec.channels, path)
-    if image.size != (spec.image_size, spec.image_size):
-        image = image.resize((spec.image_size, spec.image_size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
-
-
-def _defect_pixels(mask: Image.Image) -> np.ndarray:
-    """(H, W) bool: nonzero = defect, whatever the bit depth (a 16-bit 0/1 mask scaled to 8 bits would be
-    empty). Colour and palette masks count what shows on black: any nonzero colour, unless transparent
-    (a luminance threshold would miss a dark blue mark)."""
-    if mask.mode in _GRAY_MODES:
-        return np.asarray(mask) != 0
-    rgba = np.asarray(mask.convert("RGBA"))
-    return rgba[..., :3].any(axis=2) & (rgba[..., 3] != 0)
 
 
 def _decode_masks(
@@ -519,8 +412,8 @@ def listed_defect(config: DefectsConfig, mask_path: Path, value: int) -> Saturat
 
 def check_listed_defect(config: DefectsConfig, mask_path: Path) -> None:
     """What a run checks of a mask against its defects config (`listed_defect`), for `adbench data info`."""
-    mask = _open(mask_path)
-    listed_defect(config, mask_path, _defect_value(mask, _defect_pixels(mask)))
+    mask = open_image(mask_path)
+    listed_defect(config, mask_path, _defect_value(mask, defect_pixels(mask)))
 
 
 # What `_defect_value` gives for a mask without one: no pixel is a defect's, or the mask is in colour.
@@ -532,7 +425,7 @@ def _defect_value(mask: Image.Image, defect: np.ndarray) -> int:
     when it holds none."""
     if not defect.any():
         return _EMPTY
-    if mask.mode not in _GRAY_MODES:
+    if mask.mode not in GRAY_MODES:
         return _COLOUR
     values, counts = np.unique(np.asarray(mask)[defect], return_counts=True)
     return int(values[np.argmax(counts)])
@@ -543,10 +436,10 @@ def _decode_mask(
 ) -> tuple[np.ndarray, int]:
     """Binary mask, resized (nearest) to size × size, or at its own resolution when size is None; and
     the value most of its defect pixels hold (MVTec LOCO's defect id)."""
-    mask = _open(mask_path)
+    mask = open_image(mask_path)
     if mask.size != image_size:
         raise mask_size_error(mask_path, mask.size, image_path, image_size)
-    defect = _defect_pixels(mask)
+    defect = defect_pixels(mask)
     value = _defect_value(mask, defect)
     binary = Image.fromarray(defect.astype(np.uint8))
     if size is not None:

@@ -17,14 +17,8 @@ from typing import Any
 
 from PIL import Image
 
-from adbench.data.cache import (
-    DECODE_ERRORS,
-    check_listed_defect,
-    check_pixel_range,
-    describe,
-    mask_size_error,
-    unreadable_image,
-)
+from adbench.data.cache import check_listed_defect, describe
+from adbench.data.decode import DECODE_ERRORS, check_pixel_range, mask_size_error, unreadable_image
 from adbench.data.formats import read_dataset
 from adbench.data.layout import CategoryFiles
 

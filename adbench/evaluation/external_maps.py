@@ -20,7 +20,8 @@ import tifffile
 from PIL import Image
 
 from adbench.atomic import held_staging_folder
-from adbench.data.cache import DECODE_ERRORS, NativeMasks, load_native_masks
+from adbench.data.cache import NativeMasks, load_native_masks
+from adbench.data.decode import DECODE_ERRORS
 from adbench.data.formats import read_dataset
 from adbench.data.layout import CategoryFiles
 from adbench.errors import AdbenchError

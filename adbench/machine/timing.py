@@ -23,7 +23,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from scipy.stats import binom
 
 from adbench.detector import Detector
 from adbench.machine.sharing import load_average
+
+if TYPE_CHECKING:
+    from adbench.run.folder import Manifest
 
 FIT_SECONDS = "fit_s"
 LATENCY_MEDIAN = "infer_ms_per_image"
@@ -229,16 +232,14 @@ def timing_metrics(
     return metrics if fit_seconds is None else {FIT_SECONDS: fit_seconds, **metrics}
 
 
-def contended_cells(manifests: list[dict[str, Any]]) -> dict[tuple[str, str, int], str]:
+def contended_cells(manifests: list[Manifest]) -> dict[tuple[str, str, int], str]:
     """(method, category, seed) -> which of its timings were taken on a contended machine, and why."""
-    contended = {}
-    for manifest in manifests:
-        for cell in manifest.get("cells", []):
-            measurements = cell.get("timing", {}).get("measurements", {})
-            reasons = [f"{name}: {m['contended']}" for name, m in measurements.items() if m.get("contended")]
-            if reasons:
-                contended[(cell["method"], cell["category"], int(cell["seed"]))] = "; ".join(reasons)
-    return contended
+    return {
+        cell.key: "; ".join(f"{name}: {why}" for name, why in cell.contention().items())
+        for manifest in manifests
+        for cell in manifest.cells
+        if cell.contention()
+    }
 
 
 def iterative_cost(

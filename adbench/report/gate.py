@@ -27,6 +27,7 @@ from adbench.files import parse_json, read_text_file
 from adbench.machine.kernels import PORTABLE_VARIABLE
 from adbench.machine.timing import TIMING_METRICS
 from adbench.params import coerced, type_problem
+from adbench.run.folder import Manifest
 
 KEY = ["method", "category", "metric"]
 BASELINE_FORMAT = 1
@@ -41,18 +42,16 @@ def gated_values(results: pd.DataFrame) -> pd.DataFrame:
     return means.dropna(subset=["value"])
 
 
-def run_protocol(manifest: dict[str, Any]) -> dict[str, Any]:
+def run_protocol(manifest: Manifest) -> dict[str, Any]:
     """What makes two runs' numbers comparable, from a run manifest's config."""
-    config = manifest.get("config", {})
+    config = manifest.config
     data = config.get("data")
     return {
         "budget": config.get("budget"),
         "dataset": "built-in synthetic" if data is None else Path(data).name,
         "seeds": config.get("seeds"),
-        # Runs made before the option existed scored at the detectors' input size.
-        "pixel_resolution": config.get("pixel_resolution", "input"),
-        # Runs made before kernels were recorded used the machine's own (adbench/machine/kernels.py).
-        "kernels": manifest.get("environment", {}).get("kernels", "native"),
+        "pixel_resolution": config.get("pixel_resolution"),
+        "kernels": manifest.kernels,
     }
 
 

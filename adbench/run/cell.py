@@ -64,22 +64,21 @@ from adbench.machine.timing import (
 from adbench.names import inside
 from adbench.registry import load_method
 from adbench.run.config import RunConfig, checked_params
+from adbench.run.folder import (
+    CHECKPOINT,
+    LOSSES_FILE,
+    MAPS_FOLDER,
+    PIMO_FILE,
+    SCORES_FILE,
+    SUBMISSION_FOLDER,
+    CellRecord,
+    cell_folder,
+)
 from adbench.run.samples import SAMPLES_FILE, collect_samples, pick_samples, write_samples
 
-CHECKPOINT = "checkpoint.safetensors"
-PIMO_FILE = "pimo.csv"  # per anomalous test image: its AUPIMO
-MAPS_FOLDER = "maps"  # --save-maps: MAPS/<category>/test/<defect>/<image name>.tiff
-# --save-maps on MVTec AD 2: its private test sets' maps, laid out for the evaluation server
-SUBMISSION_FOLDER = "anomaly_images"
 # Images per `score` call, the evaluation batch size: the paper's batch of 32, small enough for the
 # progress bar to move.
 SCORE_CHUNK = 32
-
-
-def cell_folder(method: str, category: str, seed: int) -> Path:
-    """A cell's folder relative to its run folder; the manifest stores paths relative to it too, so a
-    run folder can be moved or resumed from anywhere."""
-    return Path("cells") / method / category / f"seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ class CellTask:
 @dataclass(frozen=True)
 class CellOutcome:
     rows: list[dict[str, Any]]
-    manifest_entry: dict[str, Any]
+    record: CellRecord  # its entry in the manifest
     summary: str  # the line printed when the cell is recorded
 
 
@@ -207,7 +206,7 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
         }
         for metric, value in metrics.items()
     ]
-    entry = {
+    entry: dict[str, Any] = {
         "method": task.method,
         "inference_kind": detector.inference_kind,
         "category": task.files.name,
@@ -250,7 +249,7 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
             else ""
         )
     )
-    return CellOutcome(rows, entry, summary)
+    return CellOutcome(rows, CellRecord.of(entry), summary)
 
 
 def _timing_entry(latency: Latency, loads: dict[str, MachineLoad | None]) -> dict[str, Any]:
@@ -303,7 +302,7 @@ def _fit(
         detector.device, lambda: detector.fit(CategoryTensors.as_float(tensors.train), budget, on_step)
     )
     progress.remove_task(task)
-    write_text_atomic(cell_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+    write_text_atomic(cell_dir / LOSSES_FILE, pd.DataFrame(losses).to_csv(index=False))
     detector.save(cell_dir / CHECKPOINT)
     return load
 
@@ -335,7 +334,7 @@ def _evaluate(
             "score": scores.image_scores,
         }
     )
-    write_text_atomic(cell_dir / "scores.csv", per_image.to_csv(index=False))
+    write_text_atomic(cell_dir / SCORES_FILE, per_image.to_csv(index=False))
     _keep_samples(detector, tensors, scores, cell_dir)
     metrics = image_metrics(tensors.test_labels, scores.image_scores)
     intervals = image_intervals(tensors.test_labels, scores.image_scores, task.seed)

@@ -20,19 +20,18 @@ from adbench.data.layout import check_kind_overrides
 from adbench.data.synth import DEFAULT_DATASET_NAME
 from adbench.detector import BUDGETS, BudgetName
 from adbench.errors import AdbenchError, did_you_mean, unknown_name_message
-from adbench.files import parse_json, parse_toml, read_json_file, read_text_file
+from adbench.files import parse_json, parse_toml, read_text_file
 from adbench.names import checked_name
 from adbench.params import checked_params as checked_params  # re-exported: the runner imports it from here
+from adbench.run.folder import MANIFEST, Manifest
 from adbench.run.options import (
     EXECUTORS,
-    NOT_SET,
     OPTIONS_BY_KEY,
     PIXEL_RESOLUTIONS,
     RUN_OPTIONS,
     Conversion,
     ParamValue,
 )
-from adbench.run.results import MANIFEST
 
 # More seeds than any study of seed variance uses; a longer list is a generated list gone wrong.
 MAX_SEEDS = 1000
@@ -175,11 +174,10 @@ class RunConfig:
         checkpoints here) drops the stored executor altogether.
         """
         manifest_path = run_dir / MANIFEST
-        manifest = read_json_file(
-            manifest_path, "run manifest", f"expected an adbench run folder at {run_dir}"
-        )
+        manifest = Manifest.read(run_dir, f"expected an adbench run folder at {run_dir}")
         try:
-            stored = dict(manifest["config"])
+            # Runs made before an option existed go on as they began (pixel_resolution: "input").
+            stored = dict(manifest.config)
             # Checked as a grid file is: the keys only a manifest holds and unset (None) ones are not
             # grid-file options.
             check_options(
@@ -190,10 +188,6 @@ class RunConfig:
             elif scheduler is not None or stored.get("scheduler") is not None:
                 refuse_stored_scheduler(manifest_path, stored.get("scheduler"), scheduler)
                 stored["scheduler"] = scheduler
-            # Runs made before an option existed go on as they began (pixel_resolution: "input").
-            for option in RUN_OPTIONS:
-                if option.before is not NOT_SET:
-                    stored.setdefault(option.key, option.before)
             stored |= {
                 "data": _stored_dataset(manifest),
                 "out": str(run_dir.parent),
@@ -252,15 +246,17 @@ def refuse_stored_scheduler(source: Path, stored: str | None, given: str | None)
         )
 
 
-def _stored_dataset(manifest: Mapping[str, Any]) -> str | None:
+def _stored_dataset(manifest: Manifest) -> str | None:
     """Where a run's data is: the folder it recorded, or None (regenerate it) for the built-in synthetic
     dataset, which is byte-identical for its version, if that folder has since gone with the cache."""
-    dataset = Path(manifest["dataset"])
+    if manifest.dataset is None:
+        raise ValueError("no dataset recorded")
+    dataset = Path(manifest.dataset)
     try:
         present = dataset.is_dir()
     except OSError as error:  # no path at all (too long): the ValueError the caller names the file for
         raise ValueError(f"dataset {str(dataset)[:60]!r}: {error.strerror}") from None
-    if manifest["config"]["data"] is None and not present and dataset.name == DEFAULT_DATASET_NAME:
+    if manifest.stored_config["data"] is None and not present and dataset.name == DEFAULT_DATASET_NAME:
         return None
     return str(dataset)
 

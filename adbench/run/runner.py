@@ -7,20 +7,13 @@ hour. The results table is rewritten atomically after every cell, so an interrup
 finished cell's rows. Cells run here one after another, or as Dask tasks (adbench/run/dask_executor.py);
 either way this process alone records their outcomes.
 
-Run folder:
-
-    <out>/<run-id>/manifest.json     resolved config, seeds, per-cell params and budgets, versions, commit;
-                                     paths of the run's own files are relative to the run folder
-    <out>/<run-id>/.lock             while a process works in the run (adbench.run.lock)
-    <out>/<run-id>/results.parquet   the tidy table (and results.csv)
-    <out>/<run-id>/cells/<method>/<category>/seed<k>/   one cell's files (adbench.run.cell)
+The run folder's layout and its manifest are adbench.run.folder's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import shlex
 import shutil
@@ -34,24 +27,20 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from adbench.atomic import make_folder, user_error, write_json_atomic
+from adbench.atomic import make_folder, user_error
 from adbench.data.cache import cache_root, describe, fingerprint, load_category, load_native_masks
 from adbench.data.formats import DatasetFormat, read_dataset
 from adbench.data.layout import CategoryFiles
 from adbench.data.synth import default_dataset
 from adbench.detector import CategorySpec, Detector, InputSpec
 from adbench.errors import AdbenchError
-from adbench.files import read_json_file
 from adbench.machine.devices import parse_device, resolve_device
 from adbench.machine.kernels import PORTABLE_VARIABLE, kernels_in_use
-from adbench.names import checked_name
 from adbench.progress import stage_progress
 from adbench.registry import load_method
 from adbench.run.cell import (
-    CHECKPOINT,
     CellOutcome,
     CellTask,
-    cell_folder,
     link_error,
     new_detector,
     run_cell,
@@ -60,9 +49,16 @@ from adbench.run.cell import (
 )
 from adbench.run.config import RunConfig, checked_params
 from adbench.run.dask_executor import require_dask, run_on_dask
+from adbench.run.folder import (
+    CELLS_FOLDER,
+    CHECKPOINT,
+    MANIFEST,
+    Manifest,
+    stale_temporary_files,
+    write_manifest,
+)
 from adbench.run.lock import run_lock
 from adbench.run.results import (
-    MANIFEST,
     RESULTS_PARQUET,
     environment,
     read_results,
@@ -83,7 +79,7 @@ class RunInterrupted(Exception):
 class RunOutcome:
     run_dir: Path
     results: pd.DataFrame
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def _new_run_dir(config: RunConfig, started: datetime) -> Path:
@@ -177,7 +173,7 @@ class _Grid:
         self.resume = resume
         self.finished: set[tuple[str, str, int]] = set()
         self.rows: list[dict[str, Any]] = []
-        self.manifest: dict[str, Any] = {}
+        self.manifest: Manifest
         # Every cell of a run computes at one thread count (see cell.run_cell); a resumed run keeps its own.
         self.threads = torch.get_num_threads()
         assert config.run_name is not None or not resume
@@ -200,7 +196,7 @@ class _Grid:
             else:
                 self._create()
                 held.enter_context(run_lock(self.run_dir))
-                write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+                write_manifest(self.run_dir, self.manifest)
             tasks = [
                 CellTask(
                     self.config,
@@ -218,17 +214,15 @@ class _Grid:
 
     def _create(self) -> None:
         self.run_dir = _new_run_dir(self.config, self.started)
-        self.manifest = {
-            "run_id": self.run_dir.name,
-            "status": "running",
-            "started_at": self.started.isoformat(),
-            "config": self.config.to_manifest(),
-            "dataset": str(self.root.resolve()),
-            "dataset_format": self.format.name,
-            "device": self.device,
-            "environment": environment(),
-            "cells": [],
-        }
+        self.manifest = Manifest.new(
+            run_id=self.run_dir.name,
+            started_at=self.started.isoformat(),
+            config=self.config.to_manifest(),
+            dataset=str(self.root.resolve()),
+            dataset_format=self.format.name,
+            device=self.device,
+            environment=environment(),
+        )
 
     def _read_stored(self) -> None:
         """Find the finished cells of the run being resumed, changing nothing yet.
@@ -238,10 +232,8 @@ class _Grid:
         written last, so a kill at any moment leaves either all three or a cell that is redone. Stored
         paths are never followed: the cell's place is derived from its method, category and seed.
         """
-        manifest_path = self.run_dir / MANIFEST
-        self.manifest = read_json_file(manifest_path, "run manifest", "expected an adbench run folder")
-        cells = _stored_cells(self.manifest, manifest_path)
-        stored_threads = _stored_computation(self.manifest, manifest_path)
+        self.manifest = Manifest.read(self.run_dir)
+        stored_threads = _stored_computation(self.manifest, self.run_dir)
         if stored_threads is not None and stored_threads <= (os.cpu_count() or 1):
             self.threads = stored_threads
         elif stored_threads is not None:  # more threads than cores would slow every cell many times over
@@ -251,32 +243,32 @@ class _Grid:
                 "which can change their results by rounding",
                 highlight=False,
             )
-        _refuse_links(self.run_dir / "cells")
+        _refuse_links(self.run_dir / CELLS_FOLDER)
         stored = (
             read_results(self.run_dir) if (self.run_dir / RESULTS_PARQUET).exists() else results_frame([])
         )
         row_cells = list(zip(stored["method"], stored["category"], stored["seed"].astype(int), strict=True))
         with_rows = set(row_cells)
         kept = []
-        for cell in cells:
-            key = (cell["method"], cell["category"], int(cell["seed"]))
-            folder = self.run_dir / cell_folder(*key)
+        for cell in self.manifest.cells:
+            folder = self.run_dir / cell.folder
             on_disk = folder.is_dir() if self.config.eval_only_from else (folder / CHECKPOINT).is_file()
-            if key in with_rows and on_disk and key not in self.finished:
+            if cell.key in with_rows and on_disk and cell.key not in self.finished:
                 if self.config.eval_only_from is None:
-                    cell = cell | {"checkpoint": str(cell_folder(*key) / CHECKPOINT)}
+                    cell = cell.with_entry(checkpoint=str(cell.folder / CHECKPOINT))
                 kept.append(cell)
-                self.finished.add(key)
-        self.manifest["cells"] = kept
+                self.finished.add(cell.key)
+        self.manifest.cells = kept
         self.rows = stored[[key in self.finished for key in row_cells]].to_dict("records")
 
     def _reopen(self) -> None:
         """Continue the run in its own folder: forget its unfinished cells and a killed writer's files."""
-        for leftover in _stale_temporary_files(self.run_dir):
+        for leftover in stale_temporary_files(self.run_dir):
             leftover.unlink(missing_ok=True)
-        self.manifest |= {"status": "running", "environment": environment() | {"torch_threads": self.threads}}
-        self.manifest.setdefault("resumed_at", []).append(self.started.isoformat())
-        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        self.manifest.status = "running"
+        self.manifest.environment = environment() | {"torch_threads": self.threads}
+        self.manifest.resumed_at.append(self.started.isoformat())
+        write_manifest(self.run_dir, self.manifest)
 
     def _pending(self) -> list[_PendingCell]:
         """The cells still to run, in grid order (categories, then methods, then seeds)."""
@@ -359,7 +351,7 @@ class _Grid:
 
     def _worth_keeping(self) -> bool:
         """A finished cell, or a trained checkpoint whose scoring failed (the error points to it)."""
-        return bool(self.manifest["cells"]) or any((self.run_dir / "cells").rglob(CHECKPOINT))
+        return bool(self.manifest.cells) or any((self.run_dir / CELLS_FOLDER).rglob(CHECKPOINT))
 
     def _table(self) -> pd.DataFrame:
         """Every finished cell's rows in grid order, whatever order the cells finished in."""
@@ -376,13 +368,13 @@ class _Grid:
         that a cell is only ever counted finished when everything of it is on disk)."""
         self.rows += outcome.rows
         write_results(self.run_dir, self._table())
-        self.manifest["cells"].append(outcome.manifest_entry)
-        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        self.manifest.cells.append(outcome.record)
+        write_manifest(self.run_dir, self.manifest)
         self.console.print(outcome.summary)
 
     def _finish(self, status: str) -> None:
-        self.manifest |= {"status": status, "finished_at": datetime.now(UTC).isoformat()}
-        write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+        self.manifest.status, self.manifest.finished_at = status, datetime.now(UTC).isoformat()
+        write_manifest(self.run_dir, self.manifest)
 
 
 def _input_spec(method: type[Detector], category: CategorySpec, config: RunConfig, seed: int) -> InputSpec:
@@ -393,45 +385,17 @@ def _input_spec(method: type[Detector], category: CategorySpec, config: RunConfi
     return method.load(source_checkpoint(config.eval_only_from, method.name, category.name, seed)).input_spec
 
 
-def _stored_computation(manifest: dict[str, Any], manifest_path: Path) -> int | None:
+def _stored_computation(manifest: Manifest, run_dir: Path) -> int | None:
     """The thread count the resumed run's cells computed at (None for a run that recorded none);
     AdbenchError when this process computes with other kernels than the run did, since its remaining
     cells would then differ from the ones it keeps by more than rounding."""
-    stored = manifest.get("environment")
-    stored = stored if isinstance(stored, dict) else {}
-    kernels = stored.get("kernels", "native")  # runs made before kernels were recorded used the native
-    if kernels != kernels_in_use():
-        setting = f"{PORTABLE_VARIABLE}=1" if kernels == "portable" else f"{PORTABLE_VARIABLE} unset"
+    if manifest.kernels != kernels_in_use():
+        setting = f"{PORTABLE_VARIABLE}=1" if manifest.kernels == "portable" else f"{PORTABLE_VARIABLE} unset"
         raise AdbenchError(
-            f"{manifest_path}: the run computed with {kernels} kernels, this process with "
+            f"{run_dir / MANIFEST}: the run computed with {manifest.kernels} kernels, this process with "
             f"{kernels_in_use()}; resume it with {setting}, so that all its cells compute alike"
         )
-    threads = stored.get("torch_threads")
-    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
-
-
-def _stored_cells(manifest: Any, path: Path) -> list[dict[str, Any]]:
-    """The manifest's cell entries, each checked to name a method, a category and a seed."""
-    cells = manifest.get("cells") if isinstance(manifest, dict) else None
-    if not isinstance(cells, list):
-        raise AdbenchError(f"{path}: no list of cells; it was changed outside adbench")
-    for index, cell in enumerate(cells):
-        valid = (
-            isinstance(cell, dict)
-            and isinstance(cell.get("method"), str)
-            and isinstance(cell.get("category"), str)
-            and isinstance(cell.get("seed"), int)
-            and not isinstance(cell.get("seed"), bool)
-            and 0 <= cell["seed"] < 2**32
-        )
-        if not valid:
-            raise AdbenchError(
-                f"{path}: cell {index} does not name a method, a category and a seed from 0 to 2^32-1 "
-                f"({json.dumps(cell)[:120]}); it was changed outside adbench"
-            )
-        for what in ("method", "category"):  # each names a folder of the cell's path
-            checked_name(cell[what], what, f"{path}: cell {index}")
-    return cells
+    return manifest.torch_threads
 
 
 def _refuse_links(folder: Path) -> None:
@@ -443,13 +407,6 @@ def _refuse_links(folder: Path) -> None:
         for name in (*folders, *files):
             if (Path(parent) / name).is_symlink():
                 raise link_error(Path(parent) / name)
-
-
-def _stale_temporary_files(run_dir: Path) -> list[Path]:
-    """Temporary files of atomic writes (adbench.atomic) that a killed process left behind."""
-    return [
-        path for path in (*run_dir.glob(".*.tmp"), *run_dir.glob("cells/*/*/seed*/.*.tmp")) if path.is_file()
-    ]
 
 
 def run(config: RunConfig, console: Console | None = None) -> RunOutcome:

@@ -1,4 +1,4 @@
-"""adbench/report/markdown.py: `adbench report` writes no file through a link and overwrites nothing,
+"""adbench/report/builder.py: `adbench report` writes no file through a link and overwrites nothing,
 leaving nothing behind when refused, and refuses a stray cell folder or a damaged scores file."""
 
 from __future__ import annotations

@@ -1,0 +1,56 @@
+"""Where each run's numbers come from: when, which code and versions, which machine, data and training."""
+
+from __future__ import annotations
+
+from adbench.data.formats import FORMATS
+from adbench.report.context import ReportInput
+from adbench.report.sections import Section
+from adbench.run.folder import Manifest, StoredRun
+
+
+def provenance(report: ReportInput) -> Section:
+    return Section(["", "## Provenance", ""] + [_provenance(run) + "\n" for run in report.runs])
+
+
+def _provenance(run: StoredRun) -> str:
+    manifest = run.manifest
+    environment, config = manifest.environment, manifest.config
+    versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items() if v)
+    return "\n".join(
+        [
+            f"### {run.path.name}",
+            "",
+            f"- started {manifest.started_at}, finished {manifest.finished_at}, status {manifest.status}",
+            f"- commit `{environment.get('git_commit')}`; python {environment.get('python')}; {versions}",
+            f"- device {manifest.device}, {environment.get('torch_threads')} torch threads, "
+            f"{environment.get('platform')}",
+            f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
+            f"data `{manifest.dataset}` ({_format_title(manifest)})",
+            "- training as run:",
+            *_training_lines(manifest),
+            f"- pixel metrics at resolution `{config.get('pixel_resolution')}`",
+        ]
+    )
+
+
+def _format_title(manifest: Manifest) -> str:
+    """The dataset's format as its publisher names it."""
+    name = manifest.dataset_format
+    return next((f"{f.title} layout" for f in FORMATS if f.name == name), f"format {name}")
+
+
+def _training_lines(manifest: Manifest) -> list[str]:
+    """Per method, the optimiser steps and batch each category trained with, in words."""
+    categories: dict[tuple[str, str], list[str]] = {}
+    for cell in manifest.cells:
+        if not cell.trained:
+            how = "checkpoints loaded, no training"
+        else:
+            epochs = f"{cell.epochs:,} epochs" if cell.epochs else None
+            counted = f"{cell.steps:,} steps" + (f" ({epochs})" if epochs else "") if cell.steps else epochs
+            how = f"{counted} at batch {cell.batch_size}"
+        categories.setdefault((cell.method, how), []).append(cell.category)
+    return [
+        f"  - {method}: {how} on {', '.join(dict.fromkeys(names))}"
+        for (method, how), names in categories.items()
+    ]
