@@ -1,4 +1,5 @@
-"""Sessions: tests, lint, gate, bench, smoke, slow. `nox -s lint tests gate` is what CI runs (.ci/run).
+"""Sessions: tests, lint, typecheck, gate, bench, smoke, slow. `nox -s lint typecheck tests gate` is what CI
+runs (.ci/run).
 
 Every session but lint runs in one shared environment, .nox/shared-torch: torch is about 1.6 GB, and a
 virtualenv of its own per session installed it once per session (3.3 GB for tests and gate alone). It is
@@ -16,7 +17,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "tests", "gate"]
+nox.options.sessions = ["lint", "typecheck", "tests", "gate"]
 
 TORCH = "torch==2.13.0"
 GATE_METHODS = "l2ae,ssimae,cbigan,egbad,anogan"
@@ -76,6 +77,12 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(venv_backend="none")
+def typecheck(session: nox.Session) -> None:
+    """mypy over adbench/ and methods/ (pyproject's [tool.mypy]), with torch's and numpy's own hints."""
+    _run_shared(session, "mypy")
 
 
 @nox.session(venv_backend="none")

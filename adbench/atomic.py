@@ -74,7 +74,12 @@ def staging_folder(beside: Path, prefix: str | None = None) -> Path:
         fix = user_fix(error)
         if fix is None:
             raise
-        raise AdbenchError(f"{beside.parent}: {os.strerror(error.errno).lower()}; {fix}") from None
+        raise AdbenchError(f"{beside.parent}: {_reason(error)}; {fix}") from None
+
+
+def _reason(error: OSError) -> str:
+    """The error's reason in words, as the system says it ("no space left on device")."""
+    return (os.strerror(error.errno) if error.errno is not None else str(error)).lower()
 
 
 @contextlib.contextmanager
@@ -126,12 +131,12 @@ def _abandoned(folder: Path) -> bool:
         os.close(descriptor)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(tmp)` to fill a temporary file, then move it to `path`."""
     write_atomic_together([(path, write)])
 
 
-def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], None]]]) -> None:
+def write_atomic_together(writes: Sequence[tuple[Path, Callable[[Path], object]]]) -> None:
     """Fill a temporary file for every target first, then move them all into place.
 
     Files that must agree (results.parquet and results.csv) are written this way so that a failure
@@ -167,7 +172,7 @@ def _not_written(path: Path, error: OSError, kept: bool) -> Exception:
     if fix is None:
         return error
     previous = " (the previous version is kept)" if kept else ""
-    return AdbenchError(f"{path}: not written, {os.strerror(error.errno).lower()}{previous}; {fix}")
+    return AdbenchError(f"{path}: not written, {_reason(error)}{previous}; {fix}")
 
 
 def check_writable(path: Path) -> None:

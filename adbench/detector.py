@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import numpy as np
 import torch
@@ -102,15 +102,23 @@ class Scores:
             )
 
 
-class Detector(abc.ABC):
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# A detector's hyperparameters: a frozen dataclass (`Detector.Params`).
+ParamsT = TypeVar("ParamsT", bound="DataclassInstance")
+
+
+class Detector(abc.ABC, Generic[ParamsT]):
     """A reconstruction-based anomaly detector that the harness can train, score and store.
 
     Subclasses set the class attributes `name` (the entry-point name), `inference_kind` and `Params`
-    (a frozen dataclass), optionally `loss_labels` (the report's words for the losses `fit` reports), and
-    implement the abstract methods. The constructor takes the params and a
-    torch device and builds untrained networks; weights are initialised from torch's global RNG, which
-    the harness seeds before construction. An untrained detector's `state_tensors` have the names, shapes
-    and dtypes of a trained one's (with the same params): `load` checks a checkpoint against them.
+    (a frozen dataclass; `class Mine(Detector[MyParams])` types `self.params` as it), optionally
+    `loss_labels` (the report's words for the losses `fit` reports), and implement the abstract
+    methods. The constructor takes the params and a torch device and builds untrained networks; weights
+    are initialised from torch's global RNG, which the harness seeds before construction. An untrained
+    detector's `state_tensors` have the names, shapes and dtypes of a trained one's (with the same
+    params): `load` checks a checkpoint against them.
     """
 
     name: ClassVar[str]
@@ -119,12 +127,12 @@ class Detector(abc.ABC):
     # Each loss name of `fit`'s on_step -> what the report's loss plot calls it; others show as named.
     loss_labels: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, params: Any, device: str | torch.device = "cpu") -> None:
+    def __init__(self, params: ParamsT, device: str | torch.device = "cpu") -> None:
         if not isinstance(params, self.Params):
             raise TypeError(
                 f"{type(self).__name__} needs {self.Params.__name__}, got {type(params).__name__}"
             )
-        self.params = params
+        self.params: ParamsT = params
         self.device = torch.device(device)
 
     @classmethod

@@ -29,7 +29,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from adbench.errors import AdbenchError, did_you_mean
 
@@ -182,7 +182,7 @@ def ordering_problem(values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

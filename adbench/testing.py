@@ -51,7 +51,7 @@ def check_declarations(cls: type[Detector]) -> None:
     assert isinstance(cls.name, str) and cls.name, "set the class attribute `name` to the entry-point name"
     assert cls.inference_kind in ("single-pass", "iterative"), "inference_kind: 'single-pass' or 'iterative'"
     assert dataclasses.is_dataclass(cls.Params), "Params must be a dataclass"
-    assert cls.Params.__dataclass_params__.frozen, "Params must be frozen (dataclass(frozen=True))"
+    assert vars(cls.Params)["__dataclass_params__"].frozen, "Params must be frozen (dataclass(frozen=True))"
 
 
 def check_params_round_trip(cls: type[Detector]) -> None:
@@ -91,7 +91,7 @@ def check_fit_reports_steps(cls: type[Detector]) -> None:
     detector.fit(
         _images(detector, 6, 0), CHECK_BUDGET, lambda step, losses: seen.append((step, dict(losses)))
     )
-    assert [step for step, _ in seen] == list(range(CHECK_BUDGET.steps))
+    assert [step for step, _ in seen] == list(range(CHECK_BUDGET.steps or 0))
     assert all(losses and all(np.isfinite(v) for v in losses.values()) for _, losses in seen)
 
 
@@ -161,7 +161,7 @@ def check_load_rejects_other_method(cls: type[Detector]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "checkpoint.safetensors"
         detector.save(path)
-        impostor = type("Impostor", (cls,), {"name": cls.name + "_other"})
+        impostor: type[Detector] = type("Impostor", (cls,), {"name": cls.name + "_other"})
         try:
             impostor.load(path)
         except AdbenchError as error:

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -119,10 +119,9 @@ def _grid_config(
             key: value for key, value in options.items() if key not in ("categories", "all_categories")
         }
     if "params" in given:  # --set overrides the grid file's params one by one, not as a whole
-        stored = options.get("params", {})
+        stored, flagged = options.get("params", {}), cast(dict[str, dict[str, Any]], given["params"])
         given["params"] = {
-            method: {**stored.get(method, {}), **given["params"].get(method, {})}
-            for method in {*stored, *given["params"]}
+            method: {**stored.get(method, {}), **flagged.get(method, {})} for method in {*stored, *flagged}
         }
     return RunConfig.from_options(options | given | {"score_metrics": score_metrics})
 

@@ -66,7 +66,9 @@ def print_timing(results: pd.DataFrame, manifest: Manifest, contended_timings: b
     from adbench.registry import load_method
 
     print_tables(results, TIMING_METRICS)
-    kinds = {method: load_method(method).inference_kind for method in results["method"].unique()}
+    kinds: dict[str, str] = {
+        method: load_method(method).inference_kind for method in results["method"].unique()
+    }
     contended = contended_cells([manifest])
     if contended:
         cells = ", ".join(f"{m}/{c}/seed{s}" for m, c, s in sorted(contended))

@@ -288,7 +288,7 @@ def _store(entry: Path, arrays: dict[str, np.ndarray], index: dict[str, list[str
         with held_staging_folder(entry, "cache") as staging:
             tmp = staging / entry.name
             tmp.mkdir()
-            np.savez(tmp / "arrays.npz", **arrays)
+            np.savez(tmp / "arrays.npz", **arrays)  # type: ignore[arg-type]  # stubs read a key as allow_pickle
             (tmp / "index.json").write_text(json.dumps(index))
             os.replace(tmp, entry)
     except OSError as error:

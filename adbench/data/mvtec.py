@@ -15,7 +15,9 @@ OBJECTS = (
     "transistor",
     "zipper",
 )
-KINDS: dict[str, CategoryKind] = {name: "texture" for name in TEXTURES} | {name: "object" for name in OBJECTS}
+KINDS: dict[str, CategoryKind] = {
+    name: "texture" if name in TEXTURES else "object" for name in (*TEXTURES, *OBJECTS)
+}
 
 # Objects photographed in arbitrary orientation, so rotation is a safe augmentation (CBiGAN paper §V-A).
 ROTATION_INVARIANT = ("bottle", "hazelnut", "metal_nut", "screw")

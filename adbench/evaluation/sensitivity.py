@@ -72,7 +72,10 @@ def _reproduced_share(inputs: torch.Tensor, reconstructions: torch.Tensor) -> fl
     if inputs.shape[1] != reconstructions.shape[1]:
         inputs, reconstructions = inputs.mean(1, keepdim=True), reconstructions.mean(1, keepdim=True)
     if inputs.shape[2:] != reconstructions.shape[2:]:
-        size = tuple(map(min, inputs.shape[2:], reconstructions.shape[2:]))
+        size = (
+            min(inputs.shape[2], reconstructions.shape[2]),
+            min(inputs.shape[3], reconstructions.shape[3]),
+        )
         inputs = torch.nn.functional.adaptive_avg_pool2d(inputs, size)
         reconstructions = torch.nn.functional.adaptive_avg_pool2d(reconstructions, size)
     x = (inputs - inputs.mean(0)).flatten()

@@ -67,6 +67,6 @@ def apply_if_requested() -> None:
             f"{PORTABLE_VARIABLE}=1: torch runs {chosen} kernels, not {wanted}; import adbench before "
             "torch computes anything"
         )
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # as torch documents; stubs differ
     torch.backends.nnpack.set_flags(False)
     torch.set_num_threads(PORTABLE_THREADS)

@@ -151,7 +151,7 @@ def critical_difference_diagram(ranks: Ranking, comparisons: pd.DataFrame, path:
         axis.text(rank, 0.45, str(rank), ha="center", fontsize=9)
     for index, method in enumerate(order):
         x = float(ranks.average_ranks[method])
-        y = -(index + 1)
+        y: float = -(index + 1)
         left = index < (count + 1) // 2
         end = 0.6 if left else max(count, 2) + 0.4
         axis.plot([x, x, end], [0, y, y], color="black", linewidth=0.8)

@@ -384,7 +384,9 @@ def _evaluate(
         unlabeled = _score_in_chunks(detector, tensors.unlabeled, progress, f"{label} unlabeled")
         assert unlabeled.anomaly_maps is not None
         write_submission(cell_dir / SUBMISSION_FOLDER, task.files, unlabeled.anomaly_maps)
-    notes = () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
+    notes: tuple[str, ...] = (
+        () if np.isfinite(evaluation.metrics["pixel_aupimo"]) else (_aupimo_note(tensors, pixel_size),)
+    )
     if not with_intervals:
         notes += (
             f"note: {tensors.category.name}: pixel metrics without confidence intervals; the test maps hold "
@@ -451,7 +453,7 @@ def _score_in_chunks(detector: Detector, images: torch.Tensor, progress: Progres
     maps = [part.anomaly_maps for part in parts]
     return Scores(
         np.concatenate([part.image_scores for part in parts]),
-        None if any(m is None for m in maps) else np.concatenate(maps),
+        None if any(m is None for m in maps) else np.concatenate([m for m in maps if m is not None]),
     )
 
 

@@ -129,7 +129,7 @@ def _is_table_of_kinds(value: Any) -> bool:
 
 def _is_params(value: Any) -> bool:
     return isinstance(value, dict) and all(
-        isinstance(fields, dict) and all(isinstance(item, ParamValue) for item in fields.values())  # type: ignore[arg-type]
+        isinstance(fields, dict) and all(isinstance(item, ParamValue) for item in fields.values())
         for fields in value.values()
     )
 

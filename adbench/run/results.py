@@ -116,7 +116,7 @@ def environment() -> dict[str, Any]:
     """Versions, machine, kernels and commit, for the manifest."""
     import torch
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors"):
         try:
             versions[package] = metadata.version(package)

@@ -67,7 +67,7 @@ def write_samples(
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
+            np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]  # stubs read a key as allow_pickle
 
     write_atomic(path, write)
 

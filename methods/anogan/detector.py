@@ -80,7 +80,7 @@ def uniform_latents(
     return (torch.rand(count, LATENT_DIM, generator=generator) * 2 - 1).to(device)
 
 
-class AnoGAN(Detector):
+class AnoGAN(Detector[AnoGANParams]):
     name = "anogan"
     inference_kind = "iterative"
     loss_labels: ClassVar[dict[str, str]] = {"d": "discriminator loss", "g": "generator loss"}

@@ -45,7 +45,8 @@ def _initialise(module: nn.Module) -> None:
             nn.init.ones_(layer.weight)
         else:
             continue
-        nn.init.zeros_(layer.bias)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
 
 
 def _up(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:

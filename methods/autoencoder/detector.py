@@ -88,7 +88,7 @@ def per_image_sum(pixel_losses: torch.Tensor) -> torch.Tensor:
     return pixel_losses.flatten(1).sum(1).mean()
 
 
-class L2Autoencoder(Detector):
+class L2Autoencoder(Detector[AutoencoderParams]):
     name = "l2ae"
     inference_kind = "single-pass"
     loss_labels: ClassVar[dict[str, str]] = {"loss": "reconstruction loss (squared error, summed per image)"}

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import torch
 
@@ -60,6 +60,14 @@ from adbench_methods.cbigan.training import PENALTY_PAIRINGS, CBiGANTrainer, Mov
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import reconstruct_tiled, score_tiled
 from adbench_methods.common.state import load_modules_state, modules_state
+
+
+class _Schedule(TypedDict):
+    """The optimisation settings that differ between the paper's budget and the CPU ones."""
+
+    learning_rate: float
+    ema_decay: float
+    penalty_pairing: str
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ PAPER_STEPS = 200_000
 PAPER_EMA_DECAY = 0.999**0.6
 
 
-class CBiGAN(Detector):
+class CBiGAN(Detector[CBiGANParams]):
     name = "cbigan"
     inference_kind = "single-pass"
     loss_labels: ClassVar[dict[str, str]] = {
@@ -124,11 +132,11 @@ class CBiGAN(Detector):
     @classmethod
     def default_params(cls, category: CategorySpec, budget: BudgetName) -> CBiGANParams:
         paper = budget == "paper"
-        schedule = {
-            "learning_rate": 1e-4 if paper else 1e-3,
-            "ema_decay": PAPER_EMA_DECAY if paper else 0.999,
-            "penalty_pairing": "authors" if paper else "joint",
-        }
+        schedule = _Schedule(
+            learning_rate=1e-4 if paper else 1e-3,
+            ema_decay=PAPER_EMA_DECAY if paper else 0.999,
+            penalty_pairing="authors" if paper else "joint",
+        )
         if category.kind == "texture":
             image = 128 if budget == "smoke" else 512
             return CBiGANParams(

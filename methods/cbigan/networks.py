@@ -24,6 +24,8 @@ as many steps to draw the object (measured at 64 px: the defect maps separated p
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -43,7 +45,8 @@ def keras_initialise(module: nn.Module) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d | nn.Linear):
             nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def _fusable(x: Tensor) -> bool:
@@ -194,7 +197,7 @@ class Discriminator(nn.Module):
         """f_D(x) − f_D(y). A convolution reading the image directly is linear, so its difference is its
         kernel applied to x − y without bias: one convolution instead of two (exact up to rounding)."""
         if self.feature_layer in _IMAGE_CONVOLUTIONS:
-            layer = self.get_submodule(self.feature_layer)
+            layer = cast(nn.Conv2d, self.get_submodule(self.feature_layer))
             return nn.functional.conv2d(x - y, layer.weight, padding=layer.padding)
         return self.features(x) - self.features(y)
 

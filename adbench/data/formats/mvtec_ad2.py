@@ -31,8 +31,8 @@ from adbench.detector import CategoryKind
 
 TEXTURES = ("fabric", "rice", "sheet_metal")
 OBJECTS = ("can", "fruit_jelly", "vial", "wallplugs", "walnuts")
-AD2_KINDS: dict[str, CategoryKind] = {name: "texture" for name in TEXTURES} | {
-    name: "object" for name in OBJECTS
+AD2_KINDS: dict[str, CategoryKind] = {
+    name: "texture" if name in TEXTURES else "object" for name in (*TEXTURES, *OBJECTS)
 }
 PUBLIC = "test_public"
 PRIVATE = ("test_private", "test_private_mixed")

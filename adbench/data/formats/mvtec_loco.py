@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from adbench.data.formats.base import DatasetFormat, category_dirs
 from adbench.data.layout import (
@@ -126,6 +126,7 @@ def _saturation(entry: Any) -> Saturation | None:
     )
     if not numbers_ok or not isinstance(relative, bool) or not isinstance(name, str):
         return None
+    threshold = cast(float, threshold)
     if relative and threshold > 1:  # a share of the defect's area
         return None
     return Saturation(name, float(threshold), relative)
