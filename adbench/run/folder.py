@@ -65,7 +65,7 @@ class CellRecord:
     category: str
     seed: int
     inference_kind: str | None  # None: a run made before it was recorded (the registry says)
-    steps: int | None  # optimiser steps trained; None: checkpoints loaded, or a run before 2026-12
+    steps: int | None  # optimiser steps trained (older runs: the budget's); None: checkpoints loaded
     batch_size: int | None
     epochs: int | None
     trained: bool  # False: the cell scored an earlier run's checkpoint
