@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +28,7 @@ from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import BudgetName, Detector, TrainingBudget
 from adbench.evaluation.metrics.image import image_auroc
 from adbench.machine.timing import TIMING_METRICS
+from adbench.run.folder import MANIFEST
 
 
 def smoke_fit(
@@ -203,37 +207,29 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen, what: s
 CHECKPOINT = Path("cells/l2ae/washer/seed0/checkpoint.safetensors")
 
 
-def _copy(run_dir: Path, where: Path) -> Path:
-    import shutil
-
+def copy_run(run_dir: Path, where: Path) -> Path:
     return Path(shutil.copytree(run_dir, where, symlinks=True))
 
 
-def _edit_manifest(run_dir: Path, edit) -> None:
-    import json
-
-    from adbench.run.folder import MANIFEST
-
+def edit_manifest(run_dir: Path, edit: Callable[[dict], object]) -> None:
     path = run_dir / MANIFEST
     manifest = json.loads(path.read_text())
     edit(manifest)
     path.write_text(json.dumps(manifest))
 
 
-def _smoke(data: Path, out: Path, *args: str, cwd: Path | None = None):
+def smoke_run(data: Path, out: Path, *args: str, cwd: Path | None = None):
     return adbench(
         "run", "--methods", "l2ae", "--budget", "smoke", "--data", str(data), "--out", str(out), *args,
         cwd=cwd,
     )  # fmt: skip
 
 
-def _disk_full(error_path: str) -> OSError:
-    import errno
-
+def disk_full(error_path: str) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), error_path)
 
 
-def _assert_one_line(result: subprocess.CompletedProcess[str], path: Path) -> None:
+def assert_one_line_naming(result: subprocess.CompletedProcess[str], path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert str(path) in result.stderr

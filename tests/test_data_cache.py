@@ -19,7 +19,7 @@ from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import InputSpec
 from adbench.errors import AdbenchError
 from adbench.evaluation.external_maps import evaluate_maps
-from tests.helpers import _disk_full, _smoke, one_line
+from tests.helpers import disk_full, one_line, smoke_run
 from tests.test_evaluate import write_maps
 
 SIZE = 64  # the tiny dataset's image side: loading at it resizes nothing, so values compare exactly
@@ -32,7 +32,7 @@ def _no_run_folder(out: Path) -> bool:
 def test_a_truncated_image_in_the_last_category_stops_the_run_before_any_fit(dataset_copy, tmp_path):
     broken = dataset_copy / "washer" / "test" / "good" / "003.png"  # washer runs last (objects, a-z)
     broken.write_bytes(broken.read_bytes()[:300])
-    result = _smoke(dataset_copy, tmp_path / "runs", "--categories", "pin,washer")
+    result = smoke_run(dataset_copy, tmp_path / "runs", "--categories", "pin,washer")
     assert result.returncode == 2
     assert f"{broken}: unreadable or truncated image" in one_line(result.stderr)
     assert _no_run_folder(tmp_path / "runs"), "nothing trained, no run folder"
@@ -41,7 +41,7 @@ def test_a_truncated_image_in_the_last_category_stops_the_run_before_any_fit(dat
 def test_an_image_far_smaller_than_the_input_is_refused(dataset_copy, tmp_path):
     tiny = dataset_copy / "washer" / "train" / "good" / "004.png"
     Image.new("RGB", (1, 1)).save(tiny)
-    result = _smoke(dataset_copy, tmp_path / "runs", "--categories", "washer")
+    result = smoke_run(dataset_copy, tmp_path / "runs", "--categories", "washer")
     assert result.returncode == 2
     assert f"{tiny}: 1x1 pixels, far too small" in one_line(result.stderr)
     assert _no_run_folder(tmp_path / "runs")
@@ -52,7 +52,7 @@ def test_a_colour_image_in_a_grayscale_category_is_named(dataset_copy, tmp_path)
     with Image.open(colour) as gray:
         assert gray.mode == "L"
         gray.convert("RGB").save(colour)
-    result = _smoke(dataset_copy, tmp_path / "runs", "--categories", "pin")
+    result = smoke_run(dataset_copy, tmp_path / "runs", "--categories", "pin")
     assert result.returncode == 2
     assert f"{colour}: a colour image (RGB) in a grayscale category" in one_line(result.stderr)
 
@@ -172,7 +172,7 @@ def test_full_disk_while_caching_images_is_one_error_and_leaves_no_partial_entry
 
     def savez(file, **arrays) -> None:
         Path(file).write_bytes(b"PK\x03\x04 half an archive")
-        raise _disk_full(str(file))
+        raise disk_full(str(file))
 
     monkeypatch.setattr(cache.np, "savez", savez)
     files = read_category(dataset_copy, "washer", "object")

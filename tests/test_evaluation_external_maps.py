@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import _assert_one_line
+from tests.helpers import assert_one_line_naming
 from tests.test_evaluate import write_maps
 
 _MEMORY_CAP = 2 * 2**30  # `adbench evaluate` on the tiny dataset needs a few hundred MiB
@@ -65,7 +65,7 @@ def test_npy_map_whose_header_does_not_fit_is_one_line_without_allocating(
     path = _first_map(tiny_root, maps_root, ".npy")
     write(path)
     result = _evaluate_under_memory_cap(tiny_root, maps_root, tmp_path / "metrics.csv")
-    _assert_one_line(result, path)
+    assert_one_line_naming(result, path)
     assert message in result.stderr
     assert not (tmp_path / "metrics.csv").exists()
 
@@ -97,5 +97,5 @@ def test_tiff_map_claiming_a_huge_size_is_one_line(tiny_root, tmp_path, monkeypa
     with Image.open(path) as claimed:
         assert claimed.size == (side, side)
     result = _evaluate_under_memory_cap(tiny_root, maps_root, tmp_path / "metrics.csv")
-    _assert_one_line(result, path)
+    assert_one_line_naming(result, path)
     assert message in result.stderr

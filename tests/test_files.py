@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adbench.run.folder import MANIFEST
-from tests.helpers import _copy, adbench, one_line
+from tests.helpers import adbench, copy_run, one_line
 
 
 @pytest.mark.parametrize("which", ["grid file", "manifest"])
@@ -16,7 +16,7 @@ def test_non_utf8_grid_files_and_manifests_are_one_line(one_cell_run, tmp_path, 
         target.write_bytes(b'methods = ["l2ae"]\n# caf\xe9\n')
         result = adbench("run", "--config", str(target))
     else:
-        run_dir = _copy(one_cell_run, tmp_path / "one")
+        run_dir = copy_run(one_cell_run, tmp_path / "one")
         target = run_dir / MANIFEST
         target.write_bytes(target.read_bytes().replace(b'"status"', b'"st\xe9tus"'))
         result = adbench("run", "--resume", str(run_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.helpers import CHECKPOINT, _copy, adbench, one_line
+from tests.helpers import CHECKPOINT, adbench, copy_run, one_line
 
 
 def test_report_writes_no_file_through_a_link_and_leaves_nothing_when_refused(one_cell_run, tmp_path):
@@ -28,7 +28,7 @@ def test_report_writes_no_file_through_a_link_and_leaves_nothing_when_refused(on
 
 
 def test_report_refuses_a_stray_cell_folder_and_a_damaged_scores_file(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     stray = run_dir / "cells" / "l2ae" / "washer" / "seedX"
     shutil.copytree(run_dir / CHECKPOINT.parent, stray)
     result = adbench("report", str(run_dir), "--out", str(tmp_path / "a.md"))

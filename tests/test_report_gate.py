@@ -12,7 +12,7 @@ import pytest
 from adbench.errors import AdbenchError
 from adbench.report.gate import read_baseline
 from adbench.run.results import read_results, write_results
-from tests.helpers import _assert_one_line, adbench
+from tests.helpers import adbench, assert_one_line_naming
 from tests.test_gate import _run
 
 
@@ -52,7 +52,7 @@ def test_compare_against_an_unusable_baseline_exits_2(tmp_path, kind):
         path.mkdir()
     else:
         path.write_bytes(b'{"format": 1, "runs": ["caf\xe9"], "entries": []}')  # Latin-1
-    _assert_one_line(adbench("compare", str(_run(tmp_path, "run")), "--baseline", str(path)), path)
+    assert_one_line_naming(adbench("compare", str(_run(tmp_path, "run")), "--baseline", str(path)), path)
 
 
 def test_a_run_without_quality_metrics_writes_no_baseline(tmp_path):
@@ -60,5 +60,5 @@ def test_a_run_without_quality_metrics_writes_no_baseline(tmp_path):
     results = read_results(run_dir)
     write_results(run_dir, results[results.metric == "infer_ms_per_image"])
     path = tmp_path / "baseline.json"
-    _assert_one_line(adbench("compare", str(run_dir), "--baseline", str(path), "--update"), path)
+    assert_one_line_naming(adbench("compare", str(run_dir), "--baseline", str(path), "--update"), path)
     assert not path.exists()

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from adbench.run.folder import MANIFEST
-from tests.helpers import _copy, _edit_manifest, _smoke, adbench, one_line, snapshot
+from tests.helpers import adbench, copy_run, edit_manifest, one_line, smoke_run, snapshot
 
 
 @pytest.fixture
@@ -33,13 +33,13 @@ def _connected(server: socket.socket) -> bool:
 
 def test_a_scheduler_named_in_a_manifest_is_refused_without_connecting(one_cell_run, tmp_path, listener):
     address, server = listener
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
 
     def point_at_scheduler(manifest):
         manifest["config"] |= {"executor": "dask", "scheduler": address, "workers": None}
         manifest["cells"] = []  # so that resuming has cells to send
 
-    _edit_manifest(run_dir, point_at_scheduler)
+    edit_manifest(run_dir, point_at_scheduler)
     before = snapshot(run_dir)
     for command in (
         ["--resume", str(run_dir)],
@@ -84,7 +84,7 @@ def test_a_nul_byte_in_a_grid_files_name_is_one_line(tiny_root, tmp_path):
     ],
 )
 def test_unbounded_counts_and_names_are_refused(tiny_root, tmp_path, flags, message):
-    result = _smoke(tiny_root, tmp_path / "runs", "--categories", "pin", *flags)
+    result = smoke_run(tiny_root, tmp_path / "runs", "--categories", "pin", *flags)
     assert result.returncode == 2
     assert message in one_line(result.stderr)
     assert not (tmp_path / "runs").exists()
@@ -92,7 +92,7 @@ def test_unbounded_counts_and_names_are_refused(tiny_root, tmp_path, flags, mess
 
 def test_a_thousand_and_one_seeds_are_refused(tiny_root, tmp_path):
     seeds = ",".join(map(str, range(1001)))
-    result = _smoke(tiny_root, tmp_path / "runs", "--categories", "pin", "--seeds", seeds)
+    result = smoke_run(tiny_root, tmp_path / "runs", "--categories", "pin", "--seeds", seeds)
     assert result.returncode == 2
     assert "1,001 seeds; a grid takes at most 1,000" in one_line(result.stderr)
     assert not (tmp_path / "runs").exists()

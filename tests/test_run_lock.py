@@ -13,11 +13,11 @@ import sys
 import pytest
 
 from adbench.run.lock import LOCK_FILE, _holder, run_lock
-from tests.helpers import _copy, adbench, one_line, snapshot
+from tests.helpers import adbench, copy_run, one_line, snapshot
 
 
 def test_a_second_process_is_refused_while_the_first_holds_the_run(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     with run_lock(run_dir):
         before = snapshot(run_dir)
         result = adbench("run", "--resume", str(run_dir), fresh=True)
@@ -29,7 +29,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run(one_cell_run,
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -54,7 +54,7 @@ def test_a_held_lock_whose_holder_cannot_be_read_is_named_another_process(tmp_pa
 
 @pytest.mark.parametrize("planted", ["folder", "link"])
 def test_a_lock_file_that_is_not_a_file_is_one_line(one_cell_run, tmp_path, planted):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     victim = tmp_path / "victim.txt"
     victim.write_text("someone else's file")
     if planted == "folder":

@@ -14,7 +14,7 @@ import pytest
 
 from adbench.errors import AdbenchError
 from adbench.run.results import RESULTS_CSV, RESULTS_PARQUET, read_results, results_frame, write_results
-from tests.helpers import _disk_full, adbench, one_line, snapshot
+from tests.helpers import adbench, disk_full, one_line, snapshot
 
 
 def _frame(values: list[float]) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def _writes_half_then_fills_the_disk(original):
         original(frame, path, *args, **kwargs)
         data = Path(path).read_bytes()
         Path(path).write_bytes(data[: len(data) // 2])
-        raise _disk_full(str(path))
+        raise disk_full(str(path))
 
     return write
 
@@ -59,7 +59,7 @@ def test_full_disk_while_writing_results_keeps_the_previous_table(tmp_path, monk
     else:
 
         def fsync(descriptor: int) -> None:
-            raise _disk_full("")
+            raise disk_full("")
 
         monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(AdbenchError, match=r"results\.(parquet|csv): not written, no space left on device"):

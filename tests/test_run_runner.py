@@ -17,7 +17,16 @@ import torch
 
 from adbench.machine.kernels import PORTABLE_VARIABLE, kernels_in_use
 from adbench.run.folder import MANIFEST
-from tests.helpers import CHECKPOINT, _copy, _disk_full, _edit_manifest, _smoke, adbench, one_line, snapshot
+from tests.helpers import (
+    CHECKPOINT,
+    adbench,
+    copy_run,
+    disk_full,
+    edit_manifest,
+    one_line,
+    smoke_run,
+    snapshot,
+)
 
 
 def _kept_everything(result: subprocess.CompletedProcess[str], run_dir: Path, checkpoint: bytes) -> None:
@@ -29,9 +38,8 @@ def _kept_everything(result: subprocess.CompletedProcess[str], run_dir: Path, ch
 def test_resume_from_another_folder_and_of_a_moved_run_keeps_every_cell(tiny_root, tmp_path):
     made_in = tmp_path / "project"
     made_in.mkdir()
-    assert (
-        _smoke(tiny_root, Path("runs"), "--categories", "washer", "--name", "r", cwd=made_in).returncode == 0
-    )
+    made = smoke_run(tiny_root, Path("runs"), "--categories", "washer", "--name", "r", cwd=made_in)
+    assert made.returncode == 0
     run_dir = made_in / "runs" / "r"
     stored = json.loads((run_dir / MANIFEST).read_text())["cells"][0]["checkpoint"]
     assert stored == str(CHECKPOINT), "checkpoint paths are stored relative to the run folder"
@@ -46,18 +54,18 @@ def test_resume_from_another_folder_and_of_a_moved_run_keeps_every_cell(tiny_roo
 
 
 def test_old_absolute_checkpoint_paths_map_onto_the_run_folder(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     checkpoint = (run_dir / CHECKPOINT).read_bytes()
-    _edit_manifest(run_dir, lambda m: m["cells"][0].update(checkpoint=f"runs/one/{CHECKPOINT}"))
+    edit_manifest(run_dir, lambda m: m["cells"][0].update(checkpoint=f"runs/one/{CHECKPOINT}"))
     _kept_everything(adbench("run", "--resume", str(run_dir), cwd=tmp_path), run_dir, checkpoint)
     assert json.loads((run_dir / MANIFEST).read_text())["cells"][0]["checkpoint"] == str(CHECKPOINT)
 
 
 def test_a_cell_whose_checkpoint_is_in_another_folder_is_redone(one_cell_run, tmp_path):
-    other = _copy(one_cell_run, tmp_path / "other")
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    other = copy_run(one_cell_run, tmp_path / "other")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     (run_dir / CHECKPOINT).unlink()
-    _edit_manifest(run_dir, lambda m: m["cells"][0].update(checkpoint=str(other / CHECKPOINT)))
+    edit_manifest(run_dir, lambda m: m["cells"][0].update(checkpoint=str(other / CHECKPOINT)))
     other_before = snapshot(other)
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 0, result.stderr
@@ -67,12 +75,12 @@ def test_a_cell_whose_checkpoint_is_in_another_folder_is_redone(one_cell_run, tm
 
 @pytest.mark.parametrize("link", ["cells/l2ae", "cells/l2ae/washer/seed0"])
 def test_a_symlinked_cell_folder_leaves_its_target_untouched(one_cell_run, tmp_path, link):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     victim = tmp_path / "victim"
     shutil.move(run_dir / link, victim)  # the target holds what the link replaces, and more
     (victim / "precious.txt").write_text("someone else's file")
     (run_dir / link).symlink_to(victim, target_is_directory=True)
-    _edit_manifest(run_dir, lambda m: m.update(cells=[]))  # the cell is unfinished: resuming redoes it
+    edit_manifest(run_dir, lambda m: m.update(cells=[]))  # the cell is unfinished: resuming redoes it
     before = snapshot(victim)
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 2
@@ -89,7 +97,7 @@ def _forget_the_cell(run_dir: Path, environment: dict[str, object]) -> None:
 
 
 def test_resume_computes_at_the_runs_own_thread_count(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     other = 1 if torch.get_num_threads() > 1 else 2
     _forget_the_cell(run_dir, {"torch_threads": other})
     result = adbench("run", "--resume", str(run_dir))
@@ -100,7 +108,7 @@ def test_resume_computes_at_the_runs_own_thread_count(one_cell_run, tmp_path):
 
 
 def test_resume_with_other_kernels_than_the_run_is_one_line_and_changes_nothing(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     other = "native" if kernels_in_use() == "portable" else "portable"
     _forget_the_cell(run_dir, {"kernels": other})
     before = snapshot(run_dir)
@@ -114,7 +122,7 @@ def test_resume_with_other_kernels_than_the_run_is_one_line_and_changes_nothing(
 
 
 def test_resume_removes_a_killed_writers_temporary_files(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     stale = [run_dir / ".results.csv.k2j3.tmp", run_dir / CHECKPOINT.parent / ".scores.csv.x8a.tmp"]
     for path in stale:
         path.write_text("half a file")
@@ -149,8 +157,8 @@ def test_a_run_that_fails_before_its_first_cell_removes_its_folder(tiny_root, tm
     ],
 )
 def test_a_damaged_manifest_is_one_line_and_left_as_it_is(one_cell_run, tmp_path, edit, message):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
-    _edit_manifest(run_dir, edit)
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
+    edit_manifest(run_dir, edit)
     before = snapshot(run_dir)
     result = adbench("run", "--resume", str(run_dir))
     assert result.returncode == 2
@@ -159,9 +167,9 @@ def test_a_damaged_manifest_is_one_line_and_left_as_it_is(one_cell_run, tmp_path
 
 
 def test_a_cell_entry_without_its_checkpoint_path_is_still_kept(one_cell_run, tmp_path):
-    run_dir = _copy(one_cell_run, tmp_path / "one")
+    run_dir = copy_run(one_cell_run, tmp_path / "one")
     checkpoint = (run_dir / CHECKPOINT).read_bytes()
-    _edit_manifest(run_dir, lambda m: m["cells"][0].pop("checkpoint"))
+    edit_manifest(run_dir, lambda m: m["cells"][0].pop("checkpoint"))
     _kept_everything(adbench("run", "--resume", str(run_dir)), run_dir, checkpoint)
 
 
@@ -175,7 +183,7 @@ def test_resume_on_a_full_disk_is_one_line_and_keeps_the_manifest(
     before = snapshot(run_dir)
 
     def fsync(descriptor: int) -> None:
-        raise _disk_full("")
+        raise disk_full("")
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(sys, "argv", ["adbench", "run", "--resume", str(run_dir)])

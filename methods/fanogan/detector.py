@@ -157,7 +157,8 @@ class FAnoGAN(Detector[FAnoGANParams]):
     def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
         found = [
             "MVTec AD's AnoGAN protocol (objects whole at 128 px, textures 512 px in 128-px patches; the "
-            "paper used 64-px OCT patches): one more residual block per network for 128 px",
+            "paper used 64-px OCT patches)"
+            + (": one more residual block per network for 128 px" if budget == "paper" else ""),
             "colour images where the category has colour (the paper's are grayscale)",
             "torch's default initialisation (the authors' tflib: He/Glorot uniform)",
         ]
