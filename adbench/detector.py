@@ -126,6 +126,11 @@ class Detector(abc.ABC, Generic[ParamsT]):
     Params: ClassVar[type]
     # Each loss name of `fit`'s on_step -> what the report's loss plot calls it; others show as named.
     loss_labels: ClassVar[dict[str, str]] = {}
+    # The method whose trained networks this one scores with (e.g. an iterative inference on another
+    # method's GAN), or None when it trains its own. In a run, the harness then trains that method's
+    # cell and hands the trained detector to `adopt` instead of calling `fit`: one training per
+    # category and seed serves both, so that their comparison isolates the inference.
+    trained_by: ClassVar[str | None] = None
 
     def __init__(self, params: ParamsT, device: str | torch.device = "cpu") -> None:
         if not isinstance(params, self.Params):
@@ -179,6 +184,14 @@ class Detector(abc.ABC, Generic[ParamsT]):
 
         Deterministic: the same images give the same scores. Must not change the detector's state.
         """
+
+    def adopt(self, trained: Detector) -> None:
+        """Score with the networks of `trained`, a detector of method `trained_by` fitted (or loaded) on
+        the same category and seed at the same budget, instead of fitting; afterwards `state_tensors`
+        holds the tensors it took. Only methods that set `trained_by` implement it. The harness checks
+        first that the two detectors' params agree on every field both have (`shared_params_mismatch`).
+        """
+        raise NotImplementedError(f"{self.name} trains its own networks (its trained_by is None)")
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor | None:
         """What the method rebuilds `images` into, (N, C', H, W) in [0, 1] at input resolution (C' may be
@@ -255,6 +268,17 @@ class Detector(abc.ABC, Generic[ParamsT]):
                 "retrain this cell"
             ) from None
         return detector
+
+
+def shared_params_mismatch(params: Any, provider_params: Any) -> str | None:
+    """The first field that the dataclasses `params` and `provider_params` both have with different
+    values, as "name: value against value", or None when they agree: a method that adopts another's
+    networks (`Detector.trained_by`) must be built for the same images, sizes and training."""
+    provider_values = dataclasses.asdict(provider_params)
+    for name, value in dataclasses.asdict(params).items():
+        if name in provider_values and provider_values[name] != value:
+            return f"{name}: {value!r} against {provider_values[name]!r}"
+    return None
 
 
 def _check_tensors(

@@ -63,6 +63,22 @@ def test_local_cluster_gives_the_sequential_table(sequential, tiny_root, tmp_pat
     _assert_same_table(tmp_path / "dask", sequential)
 
 
+def test_a_cell_that_adopts_another_methods_networks_waits_for_it(tiny_root, tmp_path):
+    """With two workers, fanogan-iterative's cell would start beside fanogan's and find no checkpoint
+    to adopt, unless it waits for that cell."""
+    result = adbench(
+        "run", "--methods", "fanogan-iterative,fanogan", "--categories", "pin", "--budget", "smoke",
+        "--repeats", "1", "--data", str(tiny_root), "--out", str(tmp_path), "--name", "dask",
+        "--executor", "dask", "--workers", "2", env=THREADS_ENV, fresh=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cells = pd.read_json(tmp_path / "dask" / "manifest.json", typ="series")["cells"]
+    assert {cell["method"]: cell.get("trained_by") for cell in cells} == {
+        "fanogan": None,
+        "fanogan-iterative": "fanogan",
+    }
+
+
 def _start(*command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     # A process group of its own, so that killing a worker takes its nanny-spawned children with it.
     return subprocess.Popen(

@@ -206,7 +206,8 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
     if estimate:
         table.add_column("estimate", justify="right")
     for cell in cells:
-        row = [cell.method, cell.category, cell.category_kind, str(cell.seed), f"{cell.steps:,}"]
+        steps = f"{cell.trained_by}'s" if cell.trained_by else f"{cell.steps:,}"
+        row = [cell.method, cell.category, cell.category_kind, str(cell.seed), steps]
         row += [str(cell.batch_size), str(cell.image_size), str(cell.patch_size or "—")]
         row.append(f"{cell.params['learning_rate']:g}" if "learning_rate" in cell.params else "—")
         if estimate:

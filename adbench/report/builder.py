@@ -2,7 +2,8 @@
 
 The report is its sections in this order (adbench.report.sections): the header, Table II and III of the
 CBiGAN paper with "(paper)" reference rows on MVTec AD, the pixel-level tables, timings with the
-iterative/single-pass ratios, image AUROC per defect type, method comparisons, the tables as LaTeX and
+iterative/single-pass ratios, the controlled comparison (single-pass against iterative inference on the
+same trained networks), image AUROC per defect type, method comparisons, the tables as LaTeX and
 CSV, figures (PNG files beside the report) and the provenance of every run. Plain GitHub-flavoured
 markdown: pipe tables and image links, readable in a terminal as well as rendered.
 """
@@ -20,6 +21,7 @@ from adbench.errors import AdbenchError
 from adbench.evaluation.metrics.catalogue import METRICS
 from adbench.report.context import DEFAULT_COMPARISON, ReportInput
 from adbench.report.sections import Section
+from adbench.report.sections.controlled import controlled_comparison
 from adbench.report.sections.defect_types import defect_types
 from adbench.report.sections.exports import table_files
 from adbench.report.sections.figures import figures
@@ -36,6 +38,7 @@ SECTIONS: tuple[Callable[[ReportInput], Section], ...] = (
     image_tables,
     pixel_tables,
     timing,
+    controlled_comparison,
     defect_types,
     method_comparisons,
     table_files,

@@ -36,7 +36,14 @@ from rich.progress import Progress
 from adbench.atomic import write_text_atomic
 from adbench.data.cache import CategoryTensors, fingerprint, load_category, load_native_masks
 from adbench.data.layout import CategoryFiles
-from adbench.detector import CategorySpec, Detector, InputSpec, Scores, TrainingBudget
+from adbench.detector import (
+    CategorySpec,
+    Detector,
+    InputSpec,
+    Scores,
+    TrainingBudget,
+    shared_params_mismatch,
+)
 from adbench.errors import AdbenchError
 from adbench.evaluation.bootstrap import image_intervals, threshold_intervals
 from adbench.evaluation.evaluate import image_metrics, map_metrics, upsample_maps
@@ -143,9 +150,14 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
     device = resolve_device(config.device)
     cell = cell_folder(task.method, task.files.name, task.seed)
     budget: TrainingBudget | None = None
+    adopted = False  # the detector scores with the networks of the `trained_by` method's cell
     if config.eval_only_from is None:
-        detector, budget = new_detector(load_method(task.method), task.category, config, device)
+        method = load_method(task.method)
+        detector, budget = new_detector(method, task.category, config, device)
         checkpoint = cell / CHECKPOINT
+        if method.trained_by is not None:
+            _adopt(detector, method.trained_by, task, device)
+            budget, adopted = None, True
     else:
         source = source_checkpoint(config.eval_only_from, task.method, task.files.name, task.seed)
         detector = load_method(task.method).load(source, device=device)
@@ -166,6 +178,8 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
     cell_dir = clear_cell_folder(task.run_dir, cell)
     with precision(device, config.amp):
         fit_load = None if budget is None else _fit(progress, detector, tensors, budget, label, cell_dir)
+        if adopted:
+            detector.save(cell_dir / CHECKPOINT)  # what it scored with, for --resume and --eval-only-from
         evaluate_started = time.perf_counter()
         if config.score_metrics:
             try:
@@ -216,6 +230,7 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "training_budget": None if budget is None else dataclasses.asdict(budget),
         "steps": None if budget is None else detector.training_steps(budget, len(tensors.train)),
         "checkpoint": str(checkpoint),
+        **({"trained_by": detector.trained_by} if adopted else {}),
         "device": device_name(device),
         "torch_threads": task.threads,
         "amp": config.amp,
@@ -250,6 +265,28 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
         )
     )
     return CellOutcome(rows, CellRecord.of(entry), summary)
+
+
+def _adopt(detector: Detector, provider: str, task: CellTask, device: torch.device) -> None:
+    """Give `detector` the trained networks of the run's `provider` cell of the same category and seed
+    (the runner ran it first)."""
+    checkpoint = task.run_dir / cell_folder(provider, task.files.name, task.seed) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise AdbenchError(
+            f"{checkpoint}: missing; {task.method} scores with the networks {provider} trains, and that "
+            f"cell has not finished; run {provider} on {task.files.name} with seed {task.seed} first"
+        )
+    trained = load_method(provider).load(checkpoint, device=device)
+    mismatch = shared_params_mismatch(detector.params, trained.params)
+    if mismatch is not None:
+        raise AdbenchError(
+            f"{checkpoint}: trained with other params than {task.method}'s ({mismatch}); run both methods "
+            "with the same settings"
+        )
+    try:
+        detector.adopt(trained)
+    except (TypeError, ValueError) as error:
+        raise AdbenchError(f"{task.label}: cannot adopt {checkpoint} ({error})") from None
 
 
 def _timing_entry(latency: Latency, loads: dict[str, MachineLoad | None]) -> dict[str, Any]:

@@ -37,16 +37,18 @@ from rich.console import Console
 from rich.progress import Progress
 
 from adbench.errors import AdbenchError
+from adbench.registry import load_method
 from adbench.run.cell import CellOutcome, CellTask, run_cell
 from adbench.run.config import RunConfig
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 _CONNECT_TIMEOUT = "20s"
 
 
-def _run_cell_on_worker(task: CellTask) -> CellOutcome:
+def _run_cell_on_worker(task: CellTask, *_after: CellOutcome) -> CellOutcome:
+    """Run `task`; `_after` holds the outcomes of the cells it waits for (Dask starts it once they exist)."""
     try:
         with Progress(disable=True) as progress:  # a worker has no terminal to draw on
             return run_cell(task, progress)
@@ -105,12 +107,20 @@ def run_on_dask(
 
     with _client(config) as client:
         submission = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(
-                _run_cell_on_worker, task, key=f"adbench-{submission}-{task.label}", pure=False
-            ): task
-            for task in tasks
-        }
+        futures: dict[Future, CellTask] = {}
+        submitted: dict[tuple[str, str, int], Future] = {}
+        for task in tasks:  # in run order: a method's cells after those of the method that trains for it
+            provider = load_method(task.method).trained_by if config.eval_only_from is None else None
+            after = submitted.get((provider, task.files.name, task.seed)) if provider else None
+            future = client.submit(
+                _run_cell_on_worker,
+                task,
+                *([after] if after is not None else []),
+                key=f"adbench-{submission}-{task.label}",
+                pure=False,
+            )
+            futures[future] = task
+            submitted[(task.method, task.files.name, task.seed)] = future
         console.print(f"dask: {len(futures)} cells on {client.scheduler.address}", highlight=False)
         try:
             for future in as_completed(futures):

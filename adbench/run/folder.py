@@ -68,7 +68,8 @@ class CellRecord:
     steps: int | None  # optimiser steps trained (older runs: the budget's); None: checkpoints loaded
     batch_size: int | None
     epochs: int | None
-    trained: bool  # False: the cell scored an earlier run's checkpoint
+    trained: bool  # False: the cell scored an earlier run's checkpoint, or adopted another cell's networks
+    trained_by: str | None  # the method whose cell (same category and seed) trained the networks it used
     timings: dict[str, dict[str, Any]]  # measurement name -> its machine load (adbench.machine.timing)
     entry: dict[str, Any]
 
@@ -101,6 +102,7 @@ class CellRecord:
             batch_size=None if budget is None else budget.get("batch_size"),
             epochs=None if budget is None else budget.get("epochs"),
             trained=budget is not None,
+            trained_by=entry.get("trained_by"),
             timings=dict(timing.get("measurements") or {}),
             entry=entry,
         )
@@ -130,6 +132,8 @@ class CellRecord:
             _checked(budget or {}, key, int, f"{where}: training_budget")
         _checked(entry, "steps", int, where)
         _checked(entry, "inference_kind", str, where)
+        if _checked(entry, "trained_by", str, where) is not None:
+            checked_name(entry["trained_by"], "method", f"{where}: trained_by")
         timing = _checked(entry, "timing", dict, where) or {}
         measurements = _checked(timing, "measurements", dict, f"{where}: timing") or {}
         for name in measurements:

@@ -47,6 +47,8 @@ class CellPlan:
     train_images: int
     scored_images: int  # test and validation images, each scored once (with --save-maps, also unlabeled)
     departures: tuple[str, ...]
+    # The method whose cell trains the networks this one scores with (it trains nothing itself: steps 0).
+    trained_by: str | None = None
     estimated_seconds: float | None = None
     # Why the estimate's timings ran on a contended machine (timing.MachineLoad's words); None when quiet.
     estimate_contended: str | None = None
@@ -68,14 +70,15 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
         category = describe(files, remember=False)
         for method in grid.methods.values():
             detector, budget = new_detector(method, category, config, torch.device("cpu"))
+            trained_by = method.trained_by if config.eval_only_from is None else None
+            steps = 0 if trained_by else detector.training_steps(budget, len(files.train))
             seconds, contended = None, None
             if estimate:
                 if bar is not None and task is not None:
                     bar.update(task, status=f"{method.name}/{files.name}")
-                seconds, contended = _estimate(method, detector, budget, files, config, device)
+                seconds, contended = _estimate(method, steps, budget, files, config, device)
                 if bar is not None and task is not None:
                     bar.advance(task)
-            steps = detector.training_steps(budget, len(files.train))
             for seed in config.seeds:
                 cells.append(
                     CellPlan(
@@ -94,6 +97,7 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
                         train_images=len(files.train),
                         scored_images=_scored_images(files, config),
                         departures=method.departures(category, config.budget),
+                        trained_by=trained_by,
                         estimated_seconds=seconds,
                         estimate_contended=contended,
                     )
@@ -105,20 +109,22 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
 
 def _estimate(
     method: type[Detector],
-    planned: Detector,
+    steps: int,
     budget: TrainingBudget,
     files: CategoryFiles,
     config: RunConfig,
     device: torch.device,
 ) -> tuple[float, str | None]:
-    """Seconds the cell would take (timed training steps × its steps + timed scoring × its images), and
+    """Seconds the cell would take (timed training steps × its `steps` + timed scoring × its images), and
     why those timings were contended (None on a quiet machine), measured as the run's timings are."""
     seed_everything(0)
     category = describe(files)  # remembered in the cache: an estimate decodes the images, as a run does
     detector, _ = new_detector(method, category, config, device)
     tensors = load_category(files, category, detector.input_spec).on(device)
     train = CategoryTensors.as_float(tensors.train)
-    detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))  # warm-up
+    detector.fit(
+        train, TrainingBudget(steps=1, batch_size=budget.batch_size)
+    )  # warm-up, and trained to score
     _, training = measured(
         device, lambda: detector.fit(train, TrainingBudget(ESTIMATE_STEPS, budget.batch_size))
     )
@@ -126,7 +132,6 @@ def _estimate(
     detector.score(images[:1])  # warm-up
     _, scoring = measured(device, lambda: detector.score(images))
     image_seconds = scoring.wall_seconds / len(images)
-    steps = planned.training_steps(budget, len(files.train))
     seconds = training.wall_seconds / ESTIMATE_STEPS * steps + image_seconds * _scored_images(files, config)
     return seconds, _contention(training, scoring)
 

@@ -32,7 +32,7 @@ from adbench.data.cache import cache_root, describe, fingerprint, load_category,
 from adbench.data.formats import DatasetFormat, read_dataset
 from adbench.data.layout import CategoryFiles
 from adbench.data.synth import default_dataset
-from adbench.detector import CategorySpec, Detector, InputSpec
+from adbench.detector import CategorySpec, Detector, InputSpec, shared_params_mismatch
 from adbench.errors import AdbenchError
 from adbench.machine.devices import parse_device, resolve_device
 from adbench.machine.kernels import PORTABLE_VARIABLE, kernels_in_use
@@ -142,7 +142,46 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
         for category_files in files.values():
             category = describe(category_files, remember=not dry_run)
             checked_params(name, methods[name].default_params(category, config.budget), overrides)
+    if config.eval_only_from is None:
+        _check_shared_training(config, methods, files, dry_run)
     return ResolvedGrid(root, dataset.format, methods, files)
+
+
+def _check_shared_training(
+    config: RunConfig, methods: dict[str, type[Detector]], files: dict[str, CategoryFiles], dry_run: bool
+) -> None:
+    """Every method that scores with another's trained networks (`Detector.trained_by`) has that method
+    in the grid, built with the params they share equal in every category."""
+    for method in methods.values():
+        provider_name = method.trained_by
+        if provider_name is None:
+            continue
+        provider = methods.get(provider_name)
+        if provider is None:
+            raise AdbenchError(
+                f"method {method.name} scores with the networks that {provider_name} trains; add "
+                f"{provider_name} to --methods (one training per category and seed then serves both)"
+            )
+        if provider.trained_by is not None:
+            raise AdbenchError(
+                f"method {method.name}: its trained_by {provider_name!r} does not train its own networks "
+                f"either (its trained_by is {provider.trained_by!r}); fix the plugin"
+            )
+        for category_files in files.values():
+            category = describe(category_files, remember=not dry_run)
+            params = [
+                checked_params(
+                    m.name, m.default_params(category, config.budget), config.method_params.get(m.name, {})
+                )
+                for m in (method, provider)
+            ]
+            mismatch = shared_params_mismatch(*params)
+            if mismatch is not None:
+                raise AdbenchError(
+                    f"params.{method.name} and params.{provider_name} differ on {category.name} "
+                    f"({mismatch}); {method.name} scores with the networks {provider_name} trains, so set "
+                    "the fields they share to the same values for both, or for neither"
+                )
 
 
 @dataclass(frozen=True)
@@ -271,11 +310,14 @@ class _Grid:
         write_manifest(self.run_dir, self.manifest)
 
     def _pending(self) -> list[_PendingCell]:
-        """The cells still to run, in grid order (categories, then methods, then seeds)."""
+        """The cells still to run, in grid order (categories, then methods, then seeds), the methods that
+        train their own networks first."""
         pending = []
+        # A method that adopts another's trained networks runs after it (the cell loads its checkpoint).
+        methods = sorted(self.methods.values(), key=lambda method: method.trained_by is not None)
         for category_name, files in self.files.items():
             category = describe(files)
-            for method in self.methods.values():
+            for method in methods:
                 for seed in self.config.seeds:
                     if (method.name, category_name, seed) not in self.finished:
                         pending.append(_PendingCell(method, files, category, seed))

@@ -27,7 +27,7 @@ time, not chosen on any test set; every other setting is the paper's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,10 +43,9 @@ from adbench.detector import (
     StepCallback,
     TrainingBudget,
 )
-from adbench_methods.anogan.latent_search import search_latents
+from adbench_methods.anogan.latent_search import PatchResult, SearchSettings, search_tiled
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import score_tiled
 from adbench_methods.common.schedule import paper_steps
 from adbench_methods.common.state import load_modules_state, modules_state
 
@@ -167,46 +166,33 @@ class AnoGAN(Detector[AnoGANParams]):
 
     def score(self, images: torch.Tensor) -> Scores:
         patch_scores, maps = self._search_tiled(
-            images, lambda patches, reconstructions: (patches - reconstructions).pow(2).sum(dim=1)
+            images, lambda patches, losses, fakes: (losses, (patches - fakes).pow(2).sum(dim=1))
         )
         return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        _, reconstructions = self._search_tiled(images, lambda _patches, reconstructions: reconstructions)
+        _, reconstructions = self._search_tiled(images, lambda _, losses, fakes: (losses, fakes))
         return ((reconstructions + 1) / 2).cpu()
 
     def _search_tiled(
-        self, images: torch.Tensor, per_patch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+        self, images: torch.Tensor, per_patch: PatchResult
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Search a latent for every patch of `images`; per-patch losses (N, P) and the stitched
-        `per_patch(patches, reconstructions)` (patches and reconstructions in [−1, 1])."""
+        """Search a latent for every patch of `images` from seeded U(−1, 1) starts (one per patch, in
+        tiling order): per-patch losses (N, P) and the stitched `per_patch` outcome."""
         p = self.params
-        self.generator.eval()
-        self.discriminator.eval()
         patches_per_image = (p.image_size // p.patch_size) ** 2
-        # Every patch of the call gets its own starting latent, drawn from the seed in tiling order.
         seeds = torch.Generator().manual_seed(p.search_seed)
         initial = uniform_latents(len(images) * patches_per_image, self.device, seeds)
-        searched = 0
-
-        def search(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            nonlocal searched
-            start = initial[searched : searched + len(patches)]
-            searched += len(patches)
-            _, losses, reconstructions = search_latents(
-                self.generator,
-                self.discriminator.features,
-                patches,
-                start,
-                p.search_steps,
-                p.search_learning_rate,
-                p.score_lambda,
-                p.beta1,
-            )
-            return losses, per_patch(patches, reconstructions.detach())
-
-        return score_tiled(
-            images.to(self.device) * 2 - 1, p.patch_size, p.patch_size, p.search_batch_size, search
+        settings = SearchSettings(p.search_steps, p.search_learning_rate, p.score_lambda, p.beta1)
+        return search_tiled(
+            self.generator,
+            self.discriminator.features,
+            images.to(self.device) * 2 - 1,
+            p.patch_size,
+            p.search_batch_size,
+            initial,
+            settings,
+            per_patch,
         )
 
     def _modules(self) -> dict[str, torch.nn.Module]:

@@ -11,8 +11,14 @@ can influence another's latent through the batch statistics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
+
+from adbench_methods.common.patches import score_tiled
+from adbench_methods.common.state import frozen
 
 
 def reconstruction_losses(
@@ -48,24 +54,66 @@ def search_latents(
         image_features = features(images)
     latents = initial.detach().clone().requires_grad_()
     optimizer = torch.optim.Adam([latents], lr=learning_rate, betas=(beta1, 0.999))
-    # Only the latents need gradients; skip the weights' for the duration of the search.
-    weights = [w for module in (generator, features) for w in module.parameters() if w.requires_grad]
-    try:
-        for weight in weights:
-            weight.requires_grad_(False)
-        with torch.enable_grad():
-            for _ in range(steps):
-                losses, _ = reconstruction_losses(
-                    generator, features, images, image_features, latents, feature_weight
-                )
-                optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                optimizer.step()
-    finally:
-        for weight in weights:
-            weight.requires_grad_(True)
+    # Only the latents need gradients.
+    with frozen(generator, features), torch.enable_grad():
+        for _ in range(steps):
+            losses, _ = reconstruction_losses(
+                generator, features, images, image_features, latents, feature_weight
+            )
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
     with torch.no_grad():
         final, reconstructions = reconstruction_losses(
             generator, features, images, image_features, latents, feature_weight
         )
     return latents.detach(), final, reconstructions
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    steps: int
+    learning_rate: float
+    feature_weight: float  # λ
+    beta1: float
+
+
+# (patches, L(z*) per patch, G(z*)) -> a score per patch (B,) and a map (B, [C,] p, p) to stitch.
+PatchResult = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def search_tiled(
+    generator: nn.Module,
+    features: nn.Module,
+    images: Tensor,
+    patch_size: int,
+    batch_size: int,
+    initial: Tensor,
+    settings: SearchSettings,
+    per_patch: PatchResult,
+) -> tuple[Tensor, Tensor]:
+    """Search a latent for every non-overlapping patch of [−1, 1] `images`, `batch_size` patches at a
+    time, each from its row of `initial` (one per patch, in tiling order); the per-patch scores (N, P)
+    and stitched maps (N, [C,] S, S) that `per_patch` makes of each batch's outcome. G and D are put in
+    eval mode first."""
+    generator.eval()
+    features.eval()
+    searched = 0
+
+    def search(patches: Tensor) -> tuple[Tensor, Tensor]:
+        nonlocal searched
+        start = initial[searched : searched + len(patches)]
+        searched += len(patches)
+        _, losses, reconstructions = search_latents(
+            generator,
+            features,
+            patches,
+            start,
+            settings.steps,
+            settings.learning_rate,
+            settings.feature_weight,
+            settings.beta1,
+        )
+        return per_patch(patches, losses, reconstructions.detach())
+
+    return score_tiled(images, patch_size, patch_size, batch_size, search)

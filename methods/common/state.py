@@ -1,8 +1,9 @@
-"""Checkpoint tensors of several named modules, as one flat `name.key` mapping."""
+"""Checkpoint tensors of several named modules, as one flat `name.key` mapping; freezing modules."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -26,3 +27,17 @@ def load_modules_state(modules: Mapping[str, nn.Module], tensors: Mapping[str, t
         module.load_state_dict({key[len(prefix) :]: value for key, value in own.items()})
     if unclaimed:
         raise KeyError(f"tensors of no module: {sorted(unclaimed)[:5]}")
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """No gradients for the trainable weights of `modules` inside the block (what another part is trained
+    or searched against stays as it is, and costs no weight gradients); restored on leaving."""
+    weights = [w for module in modules for w in module.parameters() if w.requires_grad]
+    for weight in weights:
+        weight.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for weight in weights:
+            weight.requires_grad_(True)

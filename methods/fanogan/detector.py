@@ -61,7 +61,7 @@ from adbench.detector import (
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import reconstruct_tiled, score_tiled
 from adbench_methods.common.schedule import paper_steps
-from adbench_methods.common.state import load_modules_state, modules_state
+from adbench_methods.common.state import frozen, load_modules_state, modules_state
 from adbench_methods.fanogan.networks import LATENT_DIM, Critic, Encoder, Generator
 
 _PAPER_GAN_EPOCHS = 50  # AnoGAN's, MVTec AD §4.1.1
@@ -179,23 +179,29 @@ class FAnoGAN(Detector[FAnoGANParams]):
         return InputSpec(self.params.image_size, self.params.channels)
 
     def fit(self, images: torch.Tensor, budget: TrainingBudget, on_step: StepCallback | None = None) -> None:
-        p = self.params
         steps = self.training_steps(budget, len(images))
-        encoder_steps = min(p.encoder_steps, steps)
-        data = images.to(self.device) * 2 - 1
-        policy = AugmentPolicy(p.patch_size, p.min_angle_deg, p.max_angle_deg, p.max_shift)
-        self._fit_gan(data, policy, budget.batch_size, steps - encoder_steps, on_step)
-        self._fit_encoder(data, policy, budget.batch_size, steps - encoder_steps, encoder_steps, on_step)
+        gan_steps = self.gan_steps(budget, len(images))
+        self.fit_gan(images, budget.batch_size, gan_steps, on_step)
+        data, policy = self._training_views(images)
+        self._fit_encoder(data, policy, budget.batch_size, gan_steps, steps - gan_steps, on_step)
 
-    def _fit_gan(
-        self,
-        data: torch.Tensor,
-        policy: AugmentPolicy,
-        batch_size: int,
-        steps: int,
-        on_step: StepCallback | None,
-    ) -> None:
+    def gan_steps(self, budget: TrainingBudget, train_images: int) -> int:
+        """The generator updates of the budget's steps: what the encoder's `encoder_steps` leave."""
+        steps = self.training_steps(budget, train_images)
+        return steps - min(self.params.encoder_steps, steps)
+
+    def _training_views(self, images: torch.Tensor) -> tuple[torch.Tensor, AugmentPolicy]:
         p = self.params
+        policy = AugmentPolicy(p.patch_size, p.min_angle_deg, p.max_angle_deg, p.max_shift)
+        return images.to(self.device) * 2 - 1, policy
+
+    def fit_gan(
+        self, images: torch.Tensor, batch_size: int, steps: int, on_step: StepCallback | None = None
+    ) -> None:
+        """The WGAN-GP stage alone: `steps` generator updates on [0, 1] `images`, each after
+        `critic_steps` critic updates."""
+        p = self.params
+        data, policy = self._training_views(images)
         betas = (p.beta1, p.beta2)
         g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=p.learning_rate, betas=betas)
         d_optimizer = torch.optim.Adam(self.critic.parameters(), lr=p.learning_rate, betas=betas)
@@ -237,11 +243,8 @@ class FAnoGAN(Detector[FAnoGANParams]):
     ) -> None:
         p = self.params
         optimizer = torch.optim.RMSprop(self.encoder.parameters(), lr=p.encoder_learning_rate)
-        frozen = [w for module in (self.generator, self.critic) for w in module.parameters()]
-        for weight in frozen:
-            weight.requires_grad_(False)
         self.encoder.train()
-        try:
+        with frozen(self.generator, self.critic):
             for step in range(steps):
                 real = random_views(data, batch_size, policy)
                 loss = self._izi_f(real)[0].mean()
@@ -250,9 +253,6 @@ class FAnoGAN(Detector[FAnoGANParams]):
                 optimizer.step()
                 if on_step is not None:
                     on_step(first_step + step, {"encoder": loss.item()})
-        finally:
-            for weight in frozen:
-                weight.requires_grad_(True)
         self.encoder.eval()
 
     def _latents(self, count: int) -> torch.Tensor:
@@ -262,9 +262,14 @@ class FAnoGAN(Detector[FAnoGANParams]):
         """Per image of [−1, 1] `images`, MSE(x, G(E(x))) + κ·MSE(f(G(E(x))), f(x)): the encoder's loss
         and the anomaly score; and the reconstructions G(E(x))."""
         reconstructions = self.generator(self.encoder(images))
+        return self.anomaly_scores(images, reconstructions), reconstructions
+
+    def anomaly_scores(self, images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+        """A(x) = A_R(x) + κ·A_D(x) per image: MSE(x, x̂) + κ·MSE(f(x̂), f(x)) for [−1, 1] `images` and
+        their reconstructions x̂, whichever mapping found them."""
         residual = (images - reconstructions).pow(2).flatten(1).mean(1)
         features = self.critic.features(reconstructions) - self.critic.features(images)
-        return residual + self.params.kappa * features.pow(2).mean(1), reconstructions
+        return residual + self.params.kappa * features.pow(2).mean(1)
 
     def score(self, images: torch.Tensor) -> Scores:
         p = self.params

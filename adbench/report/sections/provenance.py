@@ -43,7 +43,9 @@ def _training_lines(manifest: Manifest) -> list[str]:
     """Per method, the optimiser steps and batch each category trained with, in words."""
     categories: dict[tuple[str, str], list[str]] = {}
     for cell in manifest.cells:
-        if not cell.trained:
+        if cell.trained_by is not None:
+            how = f"the networks {cell.trained_by} trained (same category and seed), no training of its own"
+        elif not cell.trained:
             how = "checkpoints loaded, no training"
         else:
             epochs = f"{cell.epochs:,} epochs" if cell.epochs else None
