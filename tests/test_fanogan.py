@@ -2,6 +2,7 @@
 score, and a detector that separates synthetic defects."""
 
 import dataclasses
+from itertools import pairwise
 
 import pytest
 import torch
@@ -22,6 +23,29 @@ def test_the_authors_widths_at_64_px_and_one_more_block_per_doubling():
     assert block_widths(32, 8) == [64, 32, 16, 8]
     with pytest.raises(ValueError, match="power of two of at least 32"):
         block_widths(48, 8)
+
+
+def test_parameter_counts_at_the_codes_64_px_dim_64_on_grayscale():
+    """Hand counts from wgangp_64x64.py's layer table: a residual block holds two normalisations (2 per
+    channel), conv_1 3×3 without biases, conv_2 3×3 with, and a 1×1 shortcut with biases where the width
+    or size changes; up-sampling blocks widen in conv_1, down-sampling blocks in conv_2."""
+
+    def up(a, b):
+        return 2 * a + 2 * b + 9 * a * b + (9 * b * b + b) + (a * b + b)
+
+    def down(a, b):
+        return 2 * a + 2 * a + 9 * a * a + (9 * a * b + b) + (a * b + b)
+
+    widths = [512, 512, 256, 128, 64]  # 8d, 8d, 4d, 2d, d
+    generator = (128 * 8192 + 8192) + sum(up(a, b) for a, b in pairwise(widths)) + 2 * 64 + 9 * 64 + 1
+    trunk = (9 * 64 + 64) + sum(down(a, b) for a, b in pairwise(widths[::-1]))
+
+    def count(module):
+        return sum(parameter.numel() for parameter in module.parameters())
+
+    assert count(Generator(1, 64, 64)) == generator
+    assert count(Critic(1, 64, 64)) == trunk + 8192 + 1  # the linear score on 4×4×8d
+    assert count(Encoder(1, 64, 64)) == trunk + 8192 * LATENT_DIM + LATENT_DIM
 
 
 @pytest.mark.parametrize(("side", "channels"), [(64, 1), (128, 3)])
@@ -55,17 +79,20 @@ def test_paper_settings():
     assert FAnoGAN.default_budget(CategorySpec("screw", "object", 1), "paper") == TrainingBudget(
         steps=57_850, batch_size=64
     )
-    assert obj.encoder_steps == 50_000
+    assert obj.encoder_share == 50_000 / 57_850
+    assert FAnoGAN(dataclasses.replace(obj, width=2)).gan_steps(TrainingBudget(57_850, 64), 10) == 7_850
+    # A budget of another length keeps the share: 500 steps are 68 GAN updates and 432 encoder updates.
+    assert FAnoGAN(dataclasses.replace(obj, width=2)).gan_steps(TrainingBudget(500, 64), 10) == 68
 
 
-def _small(encoder_steps: int) -> FAnoGAN:
+def _small(encoder_share: float) -> FAnoGAN:
     params = FAnoGAN.default_params(CategorySpec("pin", "object", 1), "smoke")
     torch.manual_seed(0)
-    return FAnoGAN(dataclasses.replace(params, image_size=32, patch_size=32, encoder_steps=encoder_steps))
+    return FAnoGAN(dataclasses.replace(params, image_size=32, patch_size=32, encoder_share=encoder_share))
 
 
 def test_the_encoder_phase_leaves_the_gan_as_it_was_and_the_steps_are_reported_in_order():
-    detector = _small(encoder_steps=4)
+    detector = _small(encoder_share=1.0)
     images = torch.rand(8, 1, 32, 32)
     before = {name: t.clone() for name, t in detector.state_tensors().items()}
     seen = []
@@ -78,7 +105,7 @@ def test_the_encoder_phase_leaves_the_gan_as_it_was_and_the_steps_are_reported_i
     assert gan and all(torch.equal(before[name], after[name]) for name in gan)
     assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("encoder."))
 
-    detector = _small(encoder_steps=1)
+    detector = _small(encoder_share=1 / 3)
     seen = []
     detector.fit(
         images, TrainingBudget(steps=3, batch_size=4), lambda step, losses: seen.append((step, losses))
@@ -87,7 +114,7 @@ def test_the_encoder_phase_leaves_the_gan_as_it_was_and_the_steps_are_reported_i
 
 
 def test_the_score_is_the_image_and_feature_residual_and_the_map_the_pixel_residual():
-    detector = _small(encoder_steps=0)
+    detector = _small(encoder_share=0.0)
     detector.load_state_tensors(detector.state_tensors())  # eval mode, as after loading
     images = torch.rand(3, 1, 32, 32)
     scores = detector.score(images)
@@ -110,7 +137,7 @@ def test_briefly_trained_fanogan_and_its_iterative_mapping_follow_their_input_an
     files = read_category(tiny_root, "washer", "object")
     category = describe(files)
     params = dataclasses.replace(
-        FAnoGAN.default_params(category, "default"), image_size=32, patch_size=32, encoder_steps=200
+        FAnoGAN.default_params(category, "default"), image_size=32, patch_size=32, encoder_share=200 / 260
     )
     torch.manual_seed(0)
     detector = FAnoGAN(params)

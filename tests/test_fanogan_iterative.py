@@ -16,7 +16,7 @@ from adbench_methods.anogan.latent_search import search_latents
 from adbench_methods.fanogan.detector import FAnoGAN
 from adbench_methods.fanogan.iterative import FAnoGANIterative
 from adbench_methods.fanogan.networks import LATENT_DIM
-from tests.helpers import adbench, one_line
+from tests.helpers import adbench, copy_run, edit_manifest, one_line, quality_rows
 
 PIN = CategorySpec("pin", "object", 1)
 
@@ -27,7 +27,7 @@ def _pair(search_steps: int = 25) -> tuple[FAnoGAN, FAnoGANIterative]:
         FAnoGANIterative.default_params(PIN, "smoke"),
         image_size=32,
         patch_size=32,
-        encoder_steps=2,
+        encoder_share=0.5,
         search_steps=search_steps,
     )
     torch.manual_seed(0)
@@ -45,7 +45,7 @@ def test_on_its_own_it_trains_fanogans_gan_and_no_encoder():
     steps = []
     torch.manual_seed(1)
     iterative.fit(images, budget, lambda step, losses: steps.append((step, set(losses))))
-    assert iterative.training_steps(budget, 8) == 2  # the budget's 4 less fanogan's 2 encoder updates
+    assert iterative.training_steps(budget, 8) == 2  # the budget's 4 less fanogan's half for the encoder
     assert steps == [(0, {"critic", "generator"}), (1, {"critic", "generator"})]
     fanogan_state = fanogan.state_tensors()
     for name, tensor in iterative.state_tensors().items():
@@ -161,3 +161,20 @@ def test_without_the_method_that_trains_or_with_other_settings_the_run_stops_fir
     assert differing.returncode != 0
     assert "width: 16 against 8" in one_line(differing.stderr)
     assert list(tmp_path.iterdir()) == []  # no run folder
+
+
+def test_resuming_redoes_the_adopting_cell_with_the_kept_training(shared_run, tmp_path):
+    """A run stopped after fanogan's cell: resuming keeps it and the iterative cell adopts its networks."""
+    run = copy_run(shared_run, tmp_path / "r")
+    edit_manifest(run, lambda manifest: manifest["cells"].pop())  # as if stopped before the last cell
+    trained = (run / "cells" / "fanogan" / "pin" / "seed0" / "checkpoint.safetensors").read_bytes()
+    result = adbench("run", "--resume", str(run))
+    assert result.returncode == 0, result.stderr
+    assert "kept fanogan/pin/seed0" in result.stderr
+    assert (run / "cells" / "fanogan" / "pin" / "seed0" / "checkpoint.safetensors").read_bytes() == trained
+    cells = json.loads((run / "manifest.json").read_text())["cells"]
+    assert [(cell["method"], cell.get("trained_by")) for cell in cells] == [
+        ("fanogan", None),
+        ("fanogan-iterative", "fanogan"),
+    ]
+    pd.testing.assert_frame_equal(quality_rows(run), quality_rows(shared_run))  # the same scores again

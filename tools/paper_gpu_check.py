@@ -46,7 +46,18 @@ from adbench.run.cell import SCORE_CHUNK, new_detector
 from adbench.run.config import RunConfig
 from adbench.run.runner import resolve_grid
 
-METHODS = ("l2ae", "ssimae", "cbigan", "egbad", "anogan", "fanogan")
+# fanogan-iterative trains fanogan's GAN alone here (its `fit`), the steps' GAN share of fanogan's budget.
+METHODS = (
+    "l2ae",
+    "ssimae",
+    "cbigan",
+    "egbad",
+    "anogan",
+    "fanogan",
+    "fanogan-iterative",
+    "ganomaly",
+    "skipganomaly",
+)
 # MVTec AD, Table 1 of Bergmann et al. (2019): training images, defect-free and defective test images.
 MVTEC_COUNTS: dict[str, tuple[int, int, int]] = {
     "carpet": (280, 28, 89),

@@ -69,6 +69,12 @@ _PAPER_ENCODER_STEPS = 50_000  # ITERS_ENC
 _CPU_STEPS = {"default": (150, 300), "smoke": (6, 4)}  # (generator updates, encoder updates)
 
 
+def _gan_and_encoder_steps(budget: BudgetName) -> tuple[int, int]:
+    if budget == "paper":
+        return paper_steps(_PAPER_GAN_EPOCHS, 64), _PAPER_ENCODER_STEPS
+    return _CPU_STEPS[budget]
+
+
 @dataclass(frozen=True)
 class FAnoGANParams:
     channels: int
@@ -78,7 +84,9 @@ class FAnoGANParams:
     min_angle_deg: float
     max_angle_deg: float
     max_shift: float  # objects' random translation, fraction of the side
-    encoder_steps: int  # izi_f updates after the GAN; the rest of the training budget trains the GAN
+    # The share of the training budget's steps that train E after the GAN (rounded to whole steps), so
+    # that a budget of another length (a grid file's, the dry run's estimate) keeps both phases.
+    encoder_share: float
     critic_steps: int = 5  # CRITIC_ITERS
     gradient_penalty: float = 10.0  # LAMBDA
     learning_rate: float = 1e-4  # the GAN's Adam
@@ -101,8 +109,8 @@ class FAnoGAN(Detector[FAnoGANParams]):
 
     def __init__(self, params: FAnoGANParams, device: str | torch.device = "cpu") -> None:
         super().__init__(params, device)
-        if params.encoder_steps < 0:
-            raise ValueError(f"encoder_steps {params.encoder_steps} must not be negative")
+        if not 0 <= params.encoder_share <= 1:
+            raise ValueError(f"encoder_share {params.encoder_share} must lie in [0, 1]")
         side, width = params.patch_size, params.width
         self.generator = Generator(params.channels, side, width).to(self.device)
         self.critic = Critic(params.channels, side, width).to(self.device)
@@ -113,7 +121,8 @@ class FAnoGAN(Detector[FAnoGANParams]):
         width = 64 if budget == "paper" else 8
         # (GAN, encoder): the code's for the paper, faster for the CPU budgets (module docstring).
         learning_rate, encoder_learning_rate = (1e-4, 5e-5) if budget == "paper" else (1e-3, 2e-4)
-        encoder_steps = _PAPER_ENCODER_STEPS if budget == "paper" else _CPU_STEPS[budget][1]
+        gan_steps, encoder_steps = _gan_and_encoder_steps(budget)
+        encoder_share = encoder_steps / (gan_steps + encoder_steps)
         if category.kind == "texture":
             image, patch = {"paper": (512, 128), "default": (256, 64), "smoke": (128, 64)}[budget]
             return FAnoGANParams(
@@ -124,7 +133,7 @@ class FAnoGAN(Detector[FAnoGANParams]):
                 -45.0,
                 45.0,
                 0.0,
-                encoder_steps,
+                encoder_share,
                 learning_rate=learning_rate,
                 encoder_learning_rate=encoder_learning_rate,
             )
@@ -138,20 +147,18 @@ class FAnoGAN(Detector[FAnoGANParams]):
             -angle,
             angle,
             0.05,
-            encoder_steps,
+            encoder_share,
             learning_rate=learning_rate,
             encoder_learning_rate=encoder_learning_rate,
         )
 
     @classmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
-        """Steps count generator updates and encoder updates together (`encoder_steps` of them E's)."""
-        if budget == "paper":
-            return TrainingBudget(
-                steps=paper_steps(_PAPER_GAN_EPOCHS, 64) + _PAPER_ENCODER_STEPS, batch_size=64
-            )
-        gan, encoder = _CPU_STEPS[budget]
-        return TrainingBudget(steps=gan + encoder, batch_size=16 if budget == "default" else 8)
+        """Steps count generator updates and encoder updates together (`encoder_share` of them E's)."""
+        gan, encoder = _gan_and_encoder_steps(budget)
+        return TrainingBudget(
+            steps=gan + encoder, batch_size={"paper": 64, "default": 16, "smoke": 8}[budget]
+        )
 
     @classmethod
     def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
@@ -186,9 +193,9 @@ class FAnoGAN(Detector[FAnoGANParams]):
         self._fit_encoder(data, policy, budget.batch_size, gan_steps, steps - gan_steps, on_step)
 
     def gan_steps(self, budget: TrainingBudget, train_images: int) -> int:
-        """The generator updates of the budget's steps: what the encoder's `encoder_steps` leave."""
+        """The generator updates of the budget's steps: what the encoder's share leaves."""
         steps = self.training_steps(budget, train_images)
-        return steps - min(self.params.encoder_steps, steps)
+        return steps - round(steps * self.params.encoder_share)
 
     def _training_views(self, images: torch.Tensor) -> tuple[torch.Tensor, AugmentPolicy]:
         p = self.params
