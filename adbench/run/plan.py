@@ -122,18 +122,22 @@ def _estimate(
     detector, _ = new_detector(method, category, config, device)
     tensors = load_category(files, category, detector.input_spec).on(device)
     train = CategoryTensors.as_float(tensors.train)
-    detector.fit(
-        train, TrainingBudget(steps=1, batch_size=budget.batch_size)
-    )  # warm-up, and trained to score
-    _, training = measured(
-        device, lambda: detector.fit(train, TrainingBudget(ESTIMATE_STEPS, budget.batch_size))
-    )
+    # A warm-up, which also leaves a cell that trains nothing itself (steps 0) with networks to score.
+    detector.fit(train, TrainingBudget(steps=1, batch_size=budget.batch_size))
+    loads: list[MachineLoad] = []
+    seconds = 0.0
+    if steps:
+        _, training = measured(
+            device, lambda: detector.fit(train, TrainingBudget(ESTIMATE_STEPS, budget.batch_size))
+        )
+        loads.append(training)
+        seconds += training.wall_seconds / ESTIMATE_STEPS * steps
     images = CategoryTensors.as_float(tensors.test[:ESTIMATE_IMAGES])
     detector.score(images[:1])  # warm-up
     _, scoring = measured(device, lambda: detector.score(images))
-    image_seconds = scoring.wall_seconds / len(images)
-    seconds = training.wall_seconds / ESTIMATE_STEPS * steps + image_seconds * _scored_images(files, config)
-    return seconds, _contention(training, scoring)
+    loads.append(scoring)
+    seconds += scoring.wall_seconds / len(images) * _scored_images(files, config)
+    return seconds, _contention(*loads)
 
 
 def _contention(*loads: MachineLoad) -> str | None:
