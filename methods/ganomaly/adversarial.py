@@ -134,8 +134,27 @@ class AdversarialAutoencoder(Detector[ParamsT], Generic[ParamsT]):
         """The anomaly score per patch."""
 
     @classmethod
+    def default_params(cls, category: CategorySpec, budget: BudgetName) -> ParamsT:
+        """AnoGAN's protocol (`PatchGeometry`), width 64 at `paper`; the rest are the Params' defaults."""
+        at = PatchGeometry.of(category, budget)
+        width = 64 if budget == "paper" else CPU_SETTINGS[budget][0]
+        return cls.Params(
+            category.channels,
+            at.image_size,
+            at.patch_size,
+            width,
+            at.min_angle_deg,
+            at.max_angle_deg,
+            at.max_shift,
+        )
+
+    @classmethod
     def default_budget(cls, category: CategorySpec, budget: BudgetName) -> TrainingBudget:
         return paper_budget(budget)
+
+    @classmethod
+    def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
+        return tuple(protocol_departures(budget))
 
     @property
     def input_spec(self) -> InputSpec:

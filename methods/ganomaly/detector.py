@@ -35,14 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adbench.detector import BudgetName, CategorySpec
 from adbench_methods.common.state import frozen
 from adbench_methods.ganomaly.adversarial import (
-    CPU_SETTINGS,
     AdversarialAutoencoder,
     AdversarialParams,
-    PatchGeometry,
-    protocol_departures,
 )
 from adbench_methods.ganomaly.networks import GANomalyDiscriminator, GANomalyGenerator
 
@@ -72,24 +68,6 @@ class GANomaly(AdversarialAutoencoder[GANomalyParams]):
             GANomalyGenerator(p.channels, p.patch_size, p.width),
             GANomalyDiscriminator(p.channels, p.patch_size, p.width),
         )
-
-    @classmethod
-    def default_params(cls, category: CategorySpec, budget: BudgetName) -> GANomalyParams:
-        at = PatchGeometry.of(category, budget)
-        width = 64 if budget == "paper" else CPU_SETTINGS[budget][0]
-        return GANomalyParams(
-            category.channels,
-            at.image_size,
-            at.patch_size,
-            width,
-            at.min_angle_deg,
-            at.max_angle_deg,
-            at.max_shift,
-        )
-
-    @classmethod
-    def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
-        return tuple(protocol_departures(budget))
 
     def _train_step(
         self, real: torch.Tensor, g_optimizer: torch.optim.Optimizer, d_optimizer: torch.optim.Optimizer

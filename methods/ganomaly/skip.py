@@ -41,11 +41,8 @@ from torch import nn
 
 from adbench.detector import BudgetName, CategorySpec
 from adbench_methods.ganomaly.adversarial import (
-    CPU_SETTINGS,
     AdversarialAutoencoder,
     AdversarialParams,
-    PatchGeometry,
-    protocol_departures,
 )
 from adbench_methods.ganomaly.networks import SkipGANomalyDiscriminator, UNetGenerator
 
@@ -77,26 +74,11 @@ class SkipGANomaly(AdversarialAutoencoder[SkipGANomalyParams]):
         )
 
     @classmethod
-    def default_params(cls, category: CategorySpec, budget: BudgetName) -> SkipGANomalyParams:
-        at = PatchGeometry.of(category, budget)
-        width = 64 if budget == "paper" else CPU_SETTINGS[budget][0]
-        return SkipGANomalyParams(
-            category.channels,
-            at.image_size,
-            at.patch_size,
-            width,
-            at.min_angle_deg,
-            at.max_angle_deg,
-            at.max_shift,
-        )
-
-    @classmethod
     def departures(cls, category: CategorySpec, budget: BudgetName) -> tuple[str, ...]:
-        found = protocol_departures(budget)
-        found.append(
-            "D's latent term on the generated images detached (the code's graph errs in current PyTorch)"
+        return (
+            *super().departures(category, budget),
+            "D's latent term on the generated images detached (the code's graph errs in current PyTorch)",
         )
-        return tuple(found)
 
     def _train_step(
         self, real: torch.Tensor, g_optimizer: torch.optim.Optimizer, d_optimizer: torch.optim.Optimizer
