@@ -281,10 +281,11 @@ def test_version():
     )
 
 
-def test_methods_lists_l2ae_with_its_kind():
+def test_methods_lists_l2ae_with_its_kind_and_who_trains_for_fanogan_iterative():
     result = adbench("methods")
     assert result.returncode == 0
     assert re.search(r"l2ae\s+│\s+single-pass", result.stdout)
+    assert re.search(r"fanogan-iterative\s+│\s+iterative, on fanogan's networks", result.stdout)
 
 
 def test_data_synth_writes_and_refuses_to_overwrite(tmp_path):

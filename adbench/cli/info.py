@@ -26,7 +26,7 @@ from adbench.run.options import parse_kinds, split_names
 
 @app.command("methods")
 def list_methods() -> None:
-    """List the registered methods and their inference kind."""
+    """List the registered methods, their inference kind and whose trained networks they score with."""
     from adbench.registry import load_method, method_names
 
     table = Table("method", "inference", "class")
@@ -36,7 +36,8 @@ def list_methods() -> None:
         except AdbenchError as error:  # one broken plugin must not hide the others
             table.add_row(method_name, Text("unavailable", style="red"), str(error))
             continue
-        table.add_row(method_name, method.inference_kind, f"{method.__module__}.{method.__qualname__}")
+        kind = method.inference_kind + (f", on {method.trained_by}'s networks" if method.trained_by else "")
+        table.add_row(method_name, kind, f"{method.__module__}.{method.__qualname__}")
     out_console.print(table)
 
 
