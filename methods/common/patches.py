@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import torch
 
+from adbench.detector import Scores
+
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
     """Top-left offsets along one axis."""
@@ -83,3 +85,28 @@ def reconstruct_tiled(
         return patches.new_zeros(len(patches)), reconstruct_patches(patches)
 
     return score_tiled(images, patch, stride, batch_size, without_scores)[1]
+
+
+def score_gan_tiled(
+    images: torch.Tensor, device: torch.device, patch: int, batch_size: int, score_patches: PatchScorer
+) -> Scores:
+    """Score [0, 1] `images` in non-overlapping patches scaled to [−1, 1] (a tanh generator's range), without
+    gradients: the image score is the largest patch score, the maps are stitched."""
+    with torch.no_grad():
+        patch_scores, maps = score_tiled(images.to(device) * 2 - 1, patch, patch, batch_size, score_patches)
+    return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+
+
+def reconstruct_gan_tiled(
+    images: torch.Tensor,
+    device: torch.device,
+    patch: int,
+    batch_size: int,
+    reconstruct_patches: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """`reconstruct_tiled` of [0, 1] `images` through a generator of [−1, 1] patches, back in [0, 1]."""
+    with torch.no_grad():
+        reconstructions = reconstruct_tiled(
+            images.to(device) * 2 - 1, patch, patch, batch_size, reconstruct_patches
+        )
+    return ((reconstructions + 1) / 2).cpu()

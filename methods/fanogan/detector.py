@@ -59,7 +59,7 @@ from adbench.detector import (
     TrainingBudget,
 )
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import reconstruct_tiled, score_tiled
+from adbench_methods.common.patches import reconstruct_gan_tiled, score_gan_tiled
 from adbench_methods.common.schedule import paper_steps
 from adbench_methods.common.state import frozen, load_modules_state, modules_state
 from adbench_methods.fanogan.networks import LATENT_DIM, Critic, Encoder, Generator
@@ -279,29 +279,22 @@ class FAnoGAN(Detector[FAnoGANParams]):
         return residual + self.params.kappa * features.pow(2).mean(1)
 
     def score(self, images: torch.Tensor) -> Scores:
-        p = self.params
-
         def score_patches(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             scores, reconstructions = self._izi_f(patches)
             return scores, (patches - reconstructions).abs().mean(dim=1)
 
-        with torch.no_grad():
-            patch_scores, maps = score_tiled(
-                images.to(self.device) * 2 - 1, p.patch_size, p.patch_size, p.score_batch_size, score_patches
-            )
-        return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+        p = self.params
+        return score_gan_tiled(images, self.device, p.patch_size, p.score_batch_size, score_patches)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         p = self.params
-        with torch.no_grad():
-            reconstructions = reconstruct_tiled(
-                images.to(self.device) * 2 - 1,
-                p.patch_size,
-                p.patch_size,
-                p.score_batch_size,
-                lambda patches: self.generator(self.encoder(patches)),
-            )
-        return ((reconstructions + 1) / 2).cpu()
+        return reconstruct_gan_tiled(
+            images,
+            self.device,
+            p.patch_size,
+            p.score_batch_size,
+            lambda patches: self.generator(self.encoder(patches)),
+        )
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "critic": self.critic, "encoder": self.encoder}

@@ -31,7 +31,7 @@ from adbench.detector import (
     TrainingBudget,
 )
 from adbench_methods.common.augment import AugmentPolicy, random_views
-from adbench_methods.common.patches import reconstruct_tiled, score_tiled
+from adbench_methods.common.patches import reconstruct_gan_tiled, score_gan_tiled
 from adbench_methods.common.schedule import paper_steps
 from adbench_methods.common.state import load_modules_state, modules_state
 from adbench_methods.ganomaly.networks import initialise
@@ -179,29 +179,16 @@ class AdversarialAutoencoder(Detector[ParamsT], Generic[ParamsT]):
         self.discriminator.eval()
 
     def score(self, images: torch.Tensor) -> Scores:
-        p = self.params
-
         def score_patches(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             reconstructions = self._reconstruct(patches)
             return self._score(patches, reconstructions), (patches - reconstructions).abs().mean(dim=1)
 
-        with torch.no_grad():
-            patch_scores, maps = score_tiled(
-                images.to(self.device) * 2 - 1, p.patch_size, p.patch_size, p.score_batch_size, score_patches
-            )
-        return Scores(patch_scores.amax(dim=1).double().cpu().numpy(), maps.float().cpu().numpy())
+        p = self.params
+        return score_gan_tiled(images, self.device, p.patch_size, p.score_batch_size, score_patches)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         p = self.params
-        with torch.no_grad():
-            reconstructions = reconstruct_tiled(
-                images.to(self.device) * 2 - 1,
-                p.patch_size,
-                p.patch_size,
-                p.score_batch_size,
-                self._reconstruct,
-            )
-        return ((reconstructions + 1) / 2).cpu()
+        return reconstruct_gan_tiled(images, self.device, p.patch_size, p.score_batch_size, self._reconstruct)
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
