@@ -21,7 +21,7 @@ from adbench.machine.sharing import choose_wait_policy
 
 # Importing a command's module registers it; `adbench --help` lists the commands in this order.
 # isort: off
-from adbench.cli import run, results, info  # noqa: F401
+from adbench.cli import run, results, info, weights  # noqa: F401
 # isort: on
 
 

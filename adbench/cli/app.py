@@ -49,6 +49,13 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
+weights_app = typer.Typer(
+    help="Pretrained weight files that methods build on: list, download or import and check them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(weights_app, name="weights")
+
 # Piped output gets a wide console: a 15-category table squeezed into 80 columns is unreadable.
 # Names, paths and messages print as written: no markup ("pin[v2]"), no emoji codes ("cuda:x").
 out_console = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 250)
