@@ -1,12 +1,22 @@
-"""The CBiGAN paper's published Tables II and III, as reference rows for reports on MVTec AD.
+"""Published per-category tables, as reference rows for reports on MVTec AD.
 
-The CSV files in data/ are transcribed from the paper (see their header). They are shown only beside
-runs whose categories are all MVTec AD categories, labelled "(paper)", and never mixed into results.
+The CSV files in data/ are transcribed from the source papers:
+- the CBiGAN paper's Tables II (balanced accuracy) and III (image AUROC), two decimals, with its own
+  textures, objects and overall means;
+- the DSR paper's Table 3 (image AUROC, in per cent there, one decimal: here fractions with three), its
+  DSR row and the row of its reference [21], DRAEM, by the same authors. The paper prints only the
+  overall average; the textures and objects means are recomputed here (shown at the report's precision,
+  not the paper's). The excerpt's text extraction displaced one cell: in DRAEM's row (and CutPaste's)
+  the transistor value (93.1) sits before the wood value in the last cell, while the DSR row keeps it in
+  place after tile ("97.5 100 97.8"); the values transcribed follow the header's order, as in DSR's row.
+They are shown only beside runs whose categories are all MVTec AD categories, labelled "(paper)", and
+never mixed into results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 
 import pandas as pd
@@ -14,17 +24,43 @@ import pandas as pd
 from adbench.data.mvtec import OBJECTS, TEXTURES
 from adbench.report.tables import MEAN_COLUMNS
 
-# Our method name -> the paper's row name.
-PAPER_NAMES = {"l2ae": "AE-L2", "ssimae": "AE-SSIM", "cbigan": "CBiGAN", "egbad": "EGBAD", "anogan": "AnoGAN"}
-_TABLE_II = "cbigan-table2-balanced-accuracy.csv"
+
+@dataclass(frozen=True)
+class PaperTable:
+    file: str  # in data/
+    names: dict[str, str]  # our method -> the paper's row name
+    decimals: int  # as the paper prints its values
+    published_means: tuple[str, ...]  # the mean columns the paper prints; the others are recomputed
+
+
+_CBIGAN_TABLE_II = PaperTable(
+    "cbigan-table2-balanced-accuracy.csv",
+    {"l2ae": "AE-L2", "ssimae": "AE-SSIM", "cbigan": "CBiGAN", "egbad": "EGBAD", "anogan": "AnoGAN"},
+    2,
+    MEAN_COLUMNS,
+)
+_CBIGAN_TABLE_III = PaperTable(
+    "cbigan-table3-auroc.csv",
+    {
+        "l2ae": "AE-L2",
+        "ssimae": "AE-SSIM",
+        "cbigan": "CBiGAN",
+        "egbad": "EGBAD",
+        "anogan": "AnoGAN",
+        "ganomaly": "GANomaly",
+    },
+    2,
+    MEAN_COLUMNS,
+)
+_DSR_TABLE_3 = PaperTable("dsr-table3-auroc.csv", {"draem": "DRAEM", "dsr": "DSR"}, 3, ("overall_mean",))
 # The CBiGAN paper's Table II mixes two metrics: its own rows (CBiGAN, EGBAD) are the maximum balanced
 # accuracy over thresholds, while the AE-L2, AE-SSIM and AnoGAN rows are copied from MVTec AD's Table 2,
 # (TPR + TNR) / 2 at a threshold chosen on defect-free validation images. Each row goes beside its metric.
 _AT_VALIDATION_THRESHOLD = frozenset({"AE-L2", "AE-SSIM", "AnoGAN"})
-PAPER_TABLES: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "image_max_balanced_accuracy": (_TABLE_II, lambda row: row not in _AT_VALIDATION_THRESHOLD),
-    "threshold_balanced_accuracy": (_TABLE_II, lambda row: row in _AT_VALIDATION_THRESHOLD),
-    "image_auroc": ("cbigan-table3-auroc.csv", lambda row: True),
+PAPER_TABLES: dict[str, list[tuple[PaperTable, Callable[[str], bool]]]] = {
+    "image_max_balanced_accuracy": [(_CBIGAN_TABLE_II, lambda row: row not in _AT_VALIDATION_THRESHOLD)],
+    "threshold_balanced_accuracy": [(_CBIGAN_TABLE_II, lambda row: row in _AT_VALIDATION_THRESHOLD)],
+    "image_auroc": [(_CBIGAN_TABLE_III, lambda row: True), (_DSR_TABLE_3, lambda row: True)],
 }
 # Footnotes the report prints under a table holding these paper rows.
 PAPER_NOTES = {
@@ -37,14 +73,15 @@ PAPER_NOTES = {
         "1,200 test-set evaluations during training; adbench scores the final moving average and selects "
         "nothing on test data."
     ),
+    "DSR": (
+        "The published rows of DRAEM and DSR are the DSR paper's Table 3 (in per cent there); it prints "
+        "only the overall average, so their textures and objects means are recomputed from its values."
+    ),
 }
 
 
 def is_mvtec(categories: list[str]) -> bool:
     return bool(categories) and set(categories) <= set(TEXTURES) | set(OBJECTS)
-
-
-PAPER_DECIMALS = 2  # the CBiGAN paper's tables give two decimals
 
 
 def covers_mvtec(categories: list[str]) -> bool:
@@ -61,32 +98,56 @@ def paper_notes(metric: str, rows: pd.DataFrame) -> list[str]:
             f"The paper rows' means are over the {len(shown)} categories shown, recomputed from its "
             "per-category values (its published means cover all 15)."
         )
-    if any(name.split(" (")[0] in ("CBiGAN", "EGBAD") for name in rows.index):
+    shown_names = {name.split(" (")[0] for name in rows.index}
+    if shown_names & {"CBiGAN", "EGBAD"}:
         notes.append(PAPER_NOTES["CBiGAN"])
+    if shown_names & {"DRAEM", "DSR"}:
+        notes.append(PAPER_NOTES["DSR"])
     return notes
 
 
 def paper_rows(metric: str, methods: list[str], categories: list[str]) -> pd.DataFrame:
-    """The paper's rows for `methods` (those it reports), over `categories`, indexed "<name> (paper)".
+    """The papers' rows for `methods` (those they report), over `categories`, indexed "<name> (paper)".
 
-    Means are the paper's own when every MVTec AD category is shown, else recomputed over those shown.
-    Empty when the metric has no paper table or the categories are not MVTec AD's.
+    Means are the paper's own when every MVTec AD category is shown and the paper prints them, else
+    recomputed over those shown. Empty when the metric has no paper table or the categories are not
+    MVTec AD's.
     """
     if metric not in PAPER_TABLES or not is_mvtec(categories):
         return pd.DataFrame()
-    file_name, shown = PAPER_TABLES[metric]
-    source = resources.files("adbench.report").joinpath("data", file_name)
+    found = [_rows_of(paper, shown, methods, categories) for paper, shown in PAPER_TABLES[metric]]
+    found = [rows for rows in found if not rows.empty]
+    return pd.concat(found) if found else pd.DataFrame()
+
+
+def _rows_of(
+    paper: PaperTable, shown: Callable[[str], bool], methods: list[str], categories: list[str]
+) -> pd.DataFrame:
+    source = resources.files("adbench.report").joinpath("data", paper.file)
     with source.open() as stream:
         table = pd.read_csv(stream).set_index("method")
-    names = [PAPER_NAMES[m] for m in methods if PAPER_NAMES.get(m) in table.index and shown(PAPER_NAMES[m])]
+    names = [paper.names[m] for m in methods if paper.names.get(m) in table.index and shown(paper.names[m])]
     rows = table.loc[names, categories].copy()
+    textures = [c for c in categories if c in TEXTURES]
+    objects = [c for c in categories if c in OBJECTS]
+    rows["textures_mean"] = rows[textures].mean(axis=1) if textures else float("nan")
+    rows["objects_mean"] = rows[objects].mean(axis=1) if objects else float("nan")
+    rows["overall_mean"] = rows[categories].mean(axis=1)
     if covers_mvtec(categories):
-        rows[list(MEAN_COLUMNS)] = table.loc[names, list(MEAN_COLUMNS)]
-    else:
-        textures = [c for c in categories if c in TEXTURES]
-        objects = [c for c in categories if c in OBJECTS]
-        rows["textures_mean"] = rows[textures].mean(axis=1) if textures else float("nan")
-        rows["objects_mean"] = rows[objects].mean(axis=1) if objects else float("nan")
-        rows["overall_mean"] = rows[categories].mean(axis=1)
+        published = list(paper.published_means)
+        rows[published] = table.loc[names, published]
     rows.index = [f"{name} (paper)" for name in rows.index]
     return rows
+
+
+def paper_decimals(row: str, column: str, every_category: bool) -> int | None:
+    """The precision a paper prints the value of `row` ("<name> (paper)") in `column` with; None for a
+    value the paper does not print (a mean recomputed here), shown at the report's own precision."""
+    name = row.removesuffix(" (paper)")
+    for tables in PAPER_TABLES.values():
+        for paper, _ in tables:
+            if name in paper.names.values():
+                if column not in MEAN_COLUMNS or (every_category and column in paper.published_means):
+                    return paper.decimals
+                return None
+    return None

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from adbench.evaluation.sensitivity import COLLAPSE_THRESHOLD, COLLAPSE_WARNING, INPUT_SENSITIVITY
-from adbench.report.paper import PAPER_DECIMALS, covers_mvtec, paper_notes, paper_rows
+from adbench.report.paper import covers_mvtec, paper_decimals, paper_notes, paper_rows
 from adbench.report.statistics import CONTENDED_NOTE, TableData, format_value, table_data
 from adbench.report.tables import MEAN_COLUMNS
 
@@ -43,11 +43,10 @@ def render_table(table: TableData) -> str:
             cells.append(text)
         lines.append(f"| {method} | {table.groups[method]} | " + " | ".join(cells) + " |")
     paper = paper_rows(metric, table.methods, [c for c in columns if c not in MEAN_COLUMNS])
-    # Published values keep the paper's precision; means recomputed over a subset are ours.
+    # Published values keep the paper's precision; means recomputed here are ours.
     every_category = covers_mvtec([c for c in columns if c not in MEAN_COLUMNS])
-    published = [c for c in columns if c not in MEAN_COLUMNS or every_category]
     for name, row in paper.iterrows():
-        cells = [format_value(row[c], metric, PAPER_DECIMALS if c in published else None) for c in columns]
+        cells = [format_value(row[c], metric, paper_decimals(str(name), c, every_category)) for c in columns]
         lines.append(f"| {name} | published | " + " | ".join(cells) + " |")
     notes = paper_notes(metric, paper)
     if notes:
