@@ -156,6 +156,19 @@ class Detector(abc.ABC, Generic[ParamsT]):
         each); shown by `adbench run --dry-run`. Empty when it follows the paper, or declares nothing."""
         return ()
 
+    @classmethod
+    def params_departures(cls, params: Any) -> tuple[str, ...]:
+        """Departures that follow from the chosen params rather than the budget (a built-in substitute
+        for a resource the user did not give); `--dry-run` lists them after `departures`."""
+        return ()
+
+    @classmethod
+    def check_resources(cls, params: Any) -> None:
+        """Raise AdbenchError, one line naming the file and the fix, when something `params` need besides
+        the dataset and the run's checkpoints (a folder of texture images, a pretrained weight file) is
+        missing or unusable. The harness calls it for every cell before the run folder exists, and on
+        `--dry-run`. Most methods need nothing."""
+
     def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
         """Optimiser steps `fit` takes on `train_images` images; an epoch is one pass over the images.
 

@@ -57,6 +57,7 @@ METHODS = (
     "fanogan-iterative",
     "ganomaly",
     "skipganomaly",
+    "draem",
 )
 # MVTec AD, Table 1 of Bergmann et al. (2019): training images, defect-free and defective test images.
 MVTEC_COUNTS: dict[str, tuple[int, int, int]] = {

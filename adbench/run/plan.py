@@ -96,7 +96,8 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
                         patch_size=getattr(detector.params, "patch_size", None),
                         train_images=len(files.train),
                         scored_images=_scored_images(files, config),
-                        departures=method.departures(category, config.budget),
+                        departures=method.departures(category, config.budget)
+                        + method.params_departures(detector.params),
                         trained_by=trained_by,
                         estimated_seconds=seconds,
                         estimate_contended=contended,
