@@ -58,6 +58,7 @@ METHODS = (
     "ganomaly",
     "skipganomaly",
     "draem",
+    "dsr",
 )
 # MVTec AD, Table 1 of Bergmann et al. (2019): training images, defect-free and defective test images.
 MVTEC_COUNTS: dict[str, tuple[int, int, int]] = {

@@ -231,6 +231,9 @@ def _run_seeded_cell(task: CellTask, progress: Progress) -> CellOutcome:
         "steps": None if budget is None else detector.training_steps(budget, len(tensors.train)),
         "checkpoint": str(checkpoint),
         **({"trained_by": detector.trained_by} if adopted else {}),
+        # What the chosen params substitute for a resource the paper used (procedural textures for DTD,
+        # a self-trained VQ-VAE for the published one): the report's provenance says it.
+        "params_departures": list(type(detector).params_departures(detector.params)),
         "device": device_name(device),
         "torch_threads": task.threads,
         "amp": config.amp,

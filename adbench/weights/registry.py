@@ -119,3 +119,28 @@ register(
         expected=vgg19_shapes,
     )
 )
+
+
+def _dsr_vqvae_shapes() -> Shapes:
+    # Imported when a file is checked: the shapes come from the network that loads them.
+    from adbench_methods.dsr.vqvae import published_shapes
+
+    return published_shapes()
+
+
+register(
+    WeightFile(
+        name="dsr-vqvae",
+        description="DSR's two-level VQ-VAE (h 128, 2 × 4,096 codes of 128), trained on ImageNet by DSR's "
+        "authors",
+        used_by=("dsr",),
+        url="https://drive.google.com/file/d/15plhikrUjYCcx23JVxxBKb-HBwKAb8UK/view",
+        file_name="vq_model_pretrained_128_4096.pckl",
+        format="pytorch",
+        expected=_dsr_vqvae_shapes,
+        downloadable=False,
+        how_to_get="a zip of the authors' checkpoints behind a Google Drive page, linked from "
+        "VitjanZ/DSR_anomaly_detection's README; the file is checkpoints/vq_model_pretrained_128_4096.pckl "
+        "in it",
+    )
+)

@@ -20,41 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
-def _up(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _Encoder(nn.Module):
-    """Blocks of the given widths, max-pooled between consecutive ones; returns every block's output."""
-
-    def __init__(self, in_channels: int, widths: list[int]) -> None:
-        super().__init__()
-        inputs = [in_channels, *widths[:-1]]
-        self.blocks = nn.ModuleList(_block(i, o) for i, o in zip(inputs, widths, strict=True))
-        self.pool = nn.MaxPool2d(2)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = [self.blocks[0](x)]
-        for block in self.blocks[1:]:
-            outputs.append(block(self.pool(outputs[-1])))
-        return outputs
+from adbench_methods.common.blocks import PooledEncoder, UNet, double_conv, up_conv
 
 
 class ReconstructiveNetwork(nn.Module):
@@ -63,11 +29,12 @@ class ReconstructiveNetwork(nn.Module):
     def __init__(self, channels: int, width: int) -> None:
         super().__init__()
         w = width
-        self.encoder = _Encoder(channels, [w, 2 * w, 4 * w, 8 * w, 8 * w])
-        # (up-step in -> out, block in -> out) per decoder stage, without skips
+        self.encoder = PooledEncoder(channels, [w, 2 * w, 4 * w, 8 * w, 8 * w])
+        # (up-step in -> out, block out) per decoder stage, without skips; the block's first convolution
+        # keeps the up-step's width, its second narrows it (the code's DecoderReconstructive)
         stages = [(8 * w, 8 * w, 4 * w), (4 * w, 4 * w, 2 * w), (2 * w, 2 * w, w), (w, w, w)]
-        self.ups = nn.ModuleList(_up(i, m) for i, m, _ in stages)
-        self.decoder_blocks = nn.ModuleList(_two_convs(m, o) for _, m, o in stages)
+        self.ups = nn.ModuleList(up_conv(i, m) for i, m, _ in stages)
+        self.decoder_blocks = nn.ModuleList(double_conv(m, o, middle=m) for _, m, o in stages)
         self.output = nn.Conv2d(w, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,41 +44,12 @@ class ReconstructiveNetwork(nn.Module):
         return self.output(h)
 
 
-def _two_convs(in_channels: int, out_channels: int) -> nn.Sequential:
-    """The reconstructive decoder's block: its first convolution keeps the up-step's width, the second
-    narrows it (model_unet.py's DecoderReconstructive)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, in_channels, 3, padding=1),
-        nn.BatchNorm2d(in_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
-class DiscriminativeNetwork(nn.Module):
+class DiscriminativeNetwork(UNet):
     """(reconstruction, input) concatenated -> 2-channel segmentation logits at the input's size."""
 
     def __init__(self, in_channels: int, width: int) -> None:
-        super().__init__()
         w = width
-        skips = [w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w]
-        self.encoder = _Encoder(in_channels, skips)
-        # up-step from the deeper stage's width, then a block over [up-step, skip]
-        ups = [(8 * w, 8 * w), (8 * w, 4 * w), (4 * w, 2 * w), (2 * w, w), (w, w)]
-        self.ups = nn.ModuleList(_up(i, o) for i, o in ups)
-        self.decoder_blocks = nn.ModuleList(
-            _block(o + skip, o) for (_, o), skip in zip(ups, reversed(skips[:-1]), strict=True)
-        )
-        self.output = nn.Conv2d(w, 2, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
-        h = features[-1]
-        for up, block, skip in zip(self.ups, self.decoder_blocks, reversed(features[:-1]), strict=True):
-            h = block(torch.cat((up(h), skip), dim=1))
-        return self.output(h)
+        super().__init__(in_channels, [w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w], [8 * w, 4 * w, 2 * w, w, w], 2)
 
 
 def initialise(network: nn.Module) -> None:

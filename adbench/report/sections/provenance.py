@@ -28,6 +28,7 @@ def _provenance(run: StoredRun) -> str:
             f"data `{manifest.dataset}` ({_format_title(manifest)})",
             "- training as run:",
             *_training_lines(manifest),
+            *_departure_lines(manifest),
             f"- pixel metrics at resolution `{config.get('pixel_resolution')}`",
         ]
     )
@@ -55,4 +56,18 @@ def _training_lines(manifest: Manifest) -> list[str]:
     return [
         f"  - {method}: {how} on {', '.join(dict.fromkeys(names))}"
         for (method, how), names in categories.items()
+    ]
+
+
+def _departure_lines(manifest: Manifest) -> list[str]:
+    """Per method, what its params substituted for a resource its paper used (`params_departures`)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for cell in manifest.cells:
+        for departure in cell.entry.get("params_departures") or []:
+            found.setdefault((cell.method, str(departure)), []).append(cell.category)
+    if not found:
+        return []
+    return ["- departures the params chose:"] + [
+        f"  - {method}: {departure} ({', '.join(dict.fromkeys(names))})"
+        for (method, departure), names in found.items()
     ]
