@@ -216,3 +216,24 @@ def test_dry_run_lists_the_procedural_texture_departure_only_without_a_texture_f
     run = ("run", "--data", str(tiny_root), "--methods", "draem", "--categories", "washer", "--dry-run")
     assert "procedurally" in adbench(*run).stdout
     assert "procedurally" not in adbench(*run, "--set", f"draem.anomaly_source={textures}").stdout
+
+
+def test_rescoring_needs_no_texture_folder(tiny_root, tmp_path):
+    """The texture folder is needed to train, not to score a checkpoint again: --eval-only-from works
+    after it is gone."""
+    textures = tmp_path / "textures"
+    textures.mkdir()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(textures / "one.png")
+    run = (
+        "run", "--data", str(tiny_root), "--methods", "draem", "--categories", "washer", "--budget", "smoke",
+        "--repeats", "1", "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    first = adbench(*run, "--name", "trained", "--set", f"draem.anomaly_source={textures}")
+    assert first.returncode == 0, first.stderr
+    (textures / "one.png").unlink()
+    textures.rmdir()
+    trained = tmp_path / "runs" / "trained"
+    again = adbench(
+        "run", "--eval-only", str(trained), "--out", str(tmp_path / "runs"), "--name", "again"
+    )
+    assert again.returncode == 0, again.stderr

@@ -138,13 +138,16 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     dataset = read_dataset(root, config.categories, dict(config.kinds), config.data_format)
     methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
     files = dataset.files
-    # Every cell's params (the overrides' names, types and ranges) and what they need besides the data
-    # (texture folders, pretrained weights), before any training.
+    # Every cell's params (the overrides' names, types and ranges) and, for a run that trains, what they
+    # need besides the data (texture folders, pretrained weights), before any training. Re-scoring stored
+    # checkpoints needs neither.
     for category_files in files.values():
         category = describe(category_files, remember=not dry_run)
         for name, method in methods.items():
             defaults = method.default_params(category, config.budget)
-            method.check_resources(checked_params(name, defaults, config.method_params.get(name, {})))
+            params = checked_params(name, defaults, config.method_params.get(name, {}))
+            if config.eval_only_from is None:
+                method.check_resources(params)
     if config.eval_only_from is None:
         _check_shared_training(config, methods, files, dry_run)
     return ResolvedGrid(root, dataset.format, methods, files)
