@@ -54,3 +54,17 @@ def random_views(images: torch.Tensor, count: int, policy: AugmentPolicy) -> tor
     return F.grid_sample(
         images[picks.to(images.device)], grid, mode="bilinear", padding_mode="border", align_corners=False
     )
+
+
+def partly_rotated_views(
+    images: torch.Tensor, count: int, max_angle_deg: float, rotated_share: float
+) -> torch.Tensor:
+    """`count` images drawn with replacement from (N, C, S, S), a `rotated_share` of them replaced by views
+    rotated uniformly within ±`max_angle_deg` (border extended); none rotated when the angle is 0. DRAEM's
+    and DSR's training views."""
+    views = images[torch.randint(len(images), (count,)).to(images.device)]
+    rotated = torch.rand(count) < rotated_share
+    if max_angle_deg > 0 and rotated.any():
+        policy = AugmentPolicy(images.shape[-1], -max_angle_deg, max_angle_deg)
+        views[rotated.to(images.device)] = random_views(images, int(rotated.sum()), policy)
+    return views

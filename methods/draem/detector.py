@@ -51,7 +51,7 @@ from adbench.detector import (
     StepCallback,
     TrainingBudget,
 )
-from adbench_methods.common.augment import AugmentPolicy, random_views
+from adbench_methods.common.augment import partly_rotated_views
 from adbench_methods.common.focal import focal_loss
 from adbench_methods.common.image_score import image_scores
 from adbench_methods.common.perlin import perlin_masks
@@ -166,22 +166,12 @@ class DRAEM(Detector[DRAEMParams]):
         p = self.params
         return FolderTextures(Path(p.anomaly_source)) if p.anomaly_source else ProceduralTextures()
 
-    def _views(self, images: torch.Tensor, count: int) -> torch.Tensor:
-        """`count` training images drawn with replacement, a `rotated_share` of them rotated."""
-        p = self.params
-        views = images[torch.randint(len(images), (count,)).to(images.device)]
-        rotated = torch.rand(count) < p.rotated_share
-        if p.max_rotation_deg > 0 and rotated.any():
-            policy = AugmentPolicy(p.image_size, -p.max_rotation_deg, p.max_rotation_deg)
-            views[rotated.to(images.device)] = random_views(images, int(rotated.sum()), policy)
-        return views
-
     def training_batch(
         self, images: torch.Tensor, count: int, source: TextureSource
     ) -> tuple[torch.Tensor, ...]:
         """(defect-free views, the same with simulated anomalies, their masks (count, 1, S, S))."""
         p = self.params
-        clean = self._views(images, count)
+        clean = partly_rotated_views(images, count, p.max_rotation_deg, p.rotated_share)
         textures = in_channels(augment_textures(source.textures(count, p.image_size)), p.channels)
         masks = perlin_masks(count, p.image_size)
         augmented, masks = blend_anomalies(clean, textures.to(clean), masks.to(clean))

@@ -45,6 +45,12 @@ defects, but pins and the weave as one flat template (input sensitivity washer 0
 0.028, pin 0.007: the report flags the last two). Stage 1 at lr 1e-3 instead of 2e-4 was worse (weave
 0.906, sand 0.425, sensitivity below 0.01); 1,500 steps lifted weave's AUROC to 1.000 but not its
 template (0.036), at 1.7× the time: the CPU budget is too short for the object decoder to learn textures.
+On the photo set of tests/photos.py at seed 1 (the choosing seed; the judged one is seed 0): brick 0.404
+(input sensitivity 0.000: the object decoder draws one template), ihc 0.533 (0.585). At 128 px with
+half the widths (h 16, codes of 16, detection width 8; 1.7× the time) brick rose to 0.642 (0.121: the
+bricks' layout followed, blurred) but ihc fell to 0.388, so the default stayed. At 64 px the subspace
+restriction's bottleneck is 4 × 4 (Q_hi) and 2 × 2 (Q_lo) cells, against 16 × 16 and 8 × 8 at the paper's
+256 px: too coarse to carry an image's layout, which is why its normal appearance is a template.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from adbench.detector import (
     TrainingBudget,
 )
 from adbench.errors import AdbenchError
-from adbench_methods.common.augment import AugmentPolicy, random_views
+from adbench_methods.common.augment import partly_rotated_views
 from adbench_methods.common.focal import focal_loss
 from adbench_methods.common.image_score import image_scores
 from adbench_methods.common.perlin import perlin_masks
@@ -256,23 +262,13 @@ class DSR(Detector[DSRParams]):
 
         self.vq.load_state_dict(from_published(load(WEIGHTS_NAME), self.params.sizes))
 
-    def _views(self, images: torch.Tensor, count: int, rotated_share: float) -> torch.Tensor:
-        """`count` training images drawn with replacement, a `rotated_share` of them rotated."""
-        p = self.params
-        views = images[torch.randint(len(images), (count,)).to(images.device)]
-        rotated = torch.rand(count) < rotated_share
-        if p.max_rotation_deg > 0 and rotated.any():
-            policy = AugmentPolicy(p.image_size, -p.max_rotation_deg, p.max_rotation_deg)
-            views[rotated.to(images.device)] = random_views(images, int(rotated.sum()), policy)
-        return views
-
     def _fit_vq(self, data: torch.Tensor, batch: int, steps: int, on_step: StepCallback | None) -> None:
         trainable = [w for w in self.vq.parameters() if w.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=self.params.vq_learning_rate)
         self.vq.train()
         vq = self.vq
         for step in range(steps):
-            images = self._views(data, batch, 0.0)
+            images = partly_rotated_views(data, batch, 0.0, 0.0)
             encoded_hi, f_lo = vq.features(images)
             vq.quantiser_lo.restart_unused(f_lo.detach())
             q_lo, commitment_lo = vq.quantiser_lo(f_lo)
@@ -335,7 +331,7 @@ class DSR(Detector[DSRParams]):
             module.train()
         with frozen(self.vq):
             for step in range(steps):
-                images = self._views(data, batch, STAGE_1_ROTATED)
+                images = partly_rotated_views(data, batch, self.params.max_rotation_deg, STAGE_1_ROTATED)
                 codes_lo, codes_hi, q_lo, q_hi, target = self._anomalous_codes(images)
                 with torch.no_grad():
                     general = self.vq.decode(codes_lo, codes_hi)
@@ -365,7 +361,7 @@ class DSR(Detector[DSRParams]):
         self.upsampling.train()
         for step in range(steps):
             with torch.no_grad():
-                clean = self._views(data, batch, STAGE_2_ROTATED)
+                clean = partly_rotated_views(data, batch, self.params.max_rotation_deg, STAGE_2_ROTATED)
                 colours = torch.rand(len(clean), 3, 1, 1).to(clean).expand_as(clean)
                 images, masks = blend_anomalies(
                     clean, colours, perlin_masks(len(clean), clean.shape[-1]).to(clean)
