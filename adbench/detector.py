@@ -166,8 +166,9 @@ class Detector(abc.ABC, Generic[ParamsT]):
     def check_resources(cls, params: Any) -> None:
         """Raise AdbenchError, one line naming the file and the fix, when something `params` need besides
         the dataset and the run's checkpoints (a folder of texture images, a pretrained weight file) is
-        missing or unusable. The harness calls it for every cell before the run folder exists, and on
-        `--dry-run`. Most methods need nothing."""
+        missing or unusable. The harness calls it for every cell of a run that trains, before the run
+        folder exists, and on `--dry-run`; re-scoring stored checkpoints (`--eval-only`) skips it. Most
+        methods need nothing."""
 
     def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
         """Optimiser steps `fit` takes on `train_images` images; an epoch is one pass over the images.
