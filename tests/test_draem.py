@@ -233,7 +233,5 @@ def test_rescoring_needs_no_texture_folder(tiny_root, tmp_path):
     (textures / "one.png").unlink()
     textures.rmdir()
     trained = tmp_path / "runs" / "trained"
-    again = adbench(
-        "run", "--eval-only", str(trained), "--out", str(tmp_path / "runs"), "--name", "again"
-    )
+    again = adbench("run", "--eval-only", str(trained), "--out", str(tmp_path / "runs"), "--name", "again")
     assert again.returncode == 0, again.stderr

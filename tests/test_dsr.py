@@ -135,6 +135,14 @@ def test_score_is_the_detection_maps_filtered_maximum_and_the_map_the_upsampled_
     torch.testing.assert_close(torch.from_numpy(scores.anomaly_maps), refined)
 
 
+def test_a_vq_share_leaving_no_steps_is_refused(tiny_root, tmp_path):
+    result = adbench(
+        "run", "--data", str(tiny_root), "--methods", "dsr", "--categories", "washer", "--budget", "smoke",
+        "--set", "dsr.vq_share=1.5", "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert result.returncode == 2 and "vq_share 1.5 must lie in [0, 1)" in one_line(result.stderr)
+
+
 def test_paper_settings_without_the_published_vq_vae():
     params = DSR.default_params(OBJECT, "paper")
     assert (params.image_size, params.hidden_width, params.code_dim, params.codebook_size) == (

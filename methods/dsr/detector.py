@@ -146,6 +146,8 @@ class DSR(Detector[DSRParams]):
         super().__init__(params, device)
         if params.image_size % SIDE_MULTIPLE:
             raise ValueError(f"DSR's image side {params.image_size} must be a multiple of {SIDE_MULTIPLE}")
+        if not 0 <= params.vq_share < 1:
+            raise ValueError(f"vq_share {params.vq_share} must lie in [0, 1): the other stages need steps")
         sizes = params.sizes
         self.vq = VQVAE(sizes)
         self.restore_hi = SubspaceRestriction(sizes.code_dim)
