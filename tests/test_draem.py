@@ -95,6 +95,10 @@ def test_a_folder_of_textures_as_dtd_distributes_it(tmp_path):
     assert textures.shape == (8, 3, 16, 16)
     reds = textures[:, 0].mean(dim=(1, 2)) > 0.9
     assert 0 < reds.sum() < 8  # both files drawn
+    (tmp_path / "dotted" / "dotted_0002.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(AdbenchError, match=r"dotted_0002\.jpg: unreadable"):
+        texture_files(tmp_path)
+    (tmp_path / "dotted" / "dotted_0002.jpg").unlink()
     (tmp_path / "empty").mkdir()
     with pytest.raises(AdbenchError, match="holds no images"):
         texture_files(tmp_path / "empty")

@@ -32,7 +32,7 @@ from kornia.enhance import equalize, posterize, sharpness
 from kornia.geometry.transform import rotate
 from PIL import Image
 
-from adbench.data.decode import open_image
+from adbench.data.decode import open_image, read_header
 from adbench.errors import AdbenchError
 from adbench_methods.common.perlin import perlin_noise
 
@@ -60,13 +60,16 @@ class FolderTextures:
 
 
 def texture_files(folder: Path) -> list[Path]:
-    """The texture images under `folder`, sorted; AdbenchError naming it when it holds none."""
+    """The texture images under `folder`, sorted; AdbenchError naming it when it holds none, or naming the
+    first file whose header cannot be read."""
     if not folder.is_dir():
         raise AdbenchError(
             f"{folder}: no such folder of anomaly-source textures; give a folder of images (DTD's "
             "images/ as distributed) or leave anomaly_source empty for the built-in procedural textures"
         )
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXTURE_SUFFIXES and p.is_file())
+    for path in files:  # headers only: an unreadable file stops the run before training, not during it
+        read_header(path)
     if not files:
         raise AdbenchError(
             f"{folder}: holds no images ({', '.join(TEXTURE_SUFFIXES)}) to use as anomaly-source textures; "
