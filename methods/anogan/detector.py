@@ -27,7 +27,6 @@ time, not chosen on any test set; every other setting is the paper's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -47,7 +46,7 @@ from adbench_methods.anogan.latent_search import PatchResult, SearchSettings, se
 from adbench_methods.anogan.networks import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.schedule import paper_steps
-from adbench_methods.common.state import load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def uniform_latents(
     return (torch.rand(count, LATENT_DIM, generator=generator) * 2 - 1).to(device)
 
 
-class AnoGAN(Detector[AnoGANParams]):
+class AnoGAN(ModulesState, Detector[AnoGANParams]):
     name = "anogan"
     inference_kind = "iterative"
     loss_labels: ClassVar[dict[str, str]] = {"d": "discriminator loss", "g": "generator loss"}
@@ -197,11 +196,3 @@ class AnoGAN(Detector[AnoGANParams]):
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        self.generator.eval()
-        self.discriminator.eval()

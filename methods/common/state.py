@@ -41,3 +41,20 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
     finally:
         for weight in weights:
             weight.requires_grad_(True)
+
+
+class ModulesState:
+    """`state_tensors` and `load_state_tensors` of a detector made of named modules (`_modules`): the
+    checkpoint is their flat `name.key` mapping, and loading leaves every module in eval mode. Listed
+    before `Detector` among a detector's bases."""
+
+    def _modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return modules_state(self._modules())
+
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        load_modules_state(self._modules(), tensors)
+        for module in self._modules().values():
+            module.eval()

@@ -33,7 +33,6 @@ leave the defects out, the maps segment them; image AUROC washer 1.000, pin 1.00
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,7 +63,7 @@ from adbench_methods.common.simulated_anomalies import (
     in_channels,
     texture_files,
 )
-from adbench_methods.common.state import load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState
 from adbench_methods.draem.networks import DiscriminativeNetwork, ReconstructiveNetwork, initialise
 
 PAPER_EPOCHS = 700
@@ -95,7 +94,7 @@ class DRAEMParams:
     score_batch_size: int = 16
 
 
-class DRAEM(Detector[DRAEMParams]):
+class DRAEM(ModulesState, Detector[DRAEMParams]):
     name = "draem"
     inference_kind = "single-pass"
     loss_labels: ClassVar[dict[str, str]] = {
@@ -225,11 +224,3 @@ class DRAEM(Detector[DRAEMParams]):
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"reconstructive": self.reconstructive, "discriminative": self.discriminative}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        for module in self._modules().values():
-            module.eval()

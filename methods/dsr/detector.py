@@ -56,7 +56,6 @@ restriction's bottleneck is 4 × 4 (Q_hi) and 2 × 2 (Q_lo) cells, against 16 ×
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -79,7 +78,7 @@ from adbench_methods.common.focal import focal_loss
 from adbench_methods.common.image_score import image_scores
 from adbench_methods.common.perlin import perlin_masks
 from adbench_methods.common.simulated_anomalies import DEFECT_FREE_SHARE, blend_anomalies
-from adbench_methods.common.state import frozen, load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState, frozen
 from adbench_methods.dsr.feature_anomalies import mask_at, random_strengths, with_feature_anomalies
 from adbench_methods.dsr.networks import ObjectDecoder, SubspaceRestriction, detection_unet, initialise
 from adbench_methods.dsr.vqvae import VQVAE, VQSizes, from_published
@@ -130,7 +129,7 @@ class DSRParams:
         )
 
 
-class DSR(Detector[DSRParams]):
+class DSR(ModulesState, Detector[DSRParams]):
     name = "dsr"
     inference_kind = "single-pass"
     loss_labels: ClassVar[dict[str, str]] = {
@@ -421,11 +420,3 @@ class DSR(Detector[DSRParams]):
             "detection": self.detection,
             "upsampling": self.upsampling,
         }
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        for module in self._modules().values():
-            module.eval()

@@ -43,7 +43,6 @@ flagged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -61,7 +60,7 @@ from adbench.detector import (
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import reconstruct_gan_tiled, score_gan_tiled
 from adbench_methods.common.schedule import paper_steps
-from adbench_methods.common.state import frozen, load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState, frozen
 from adbench_methods.fanogan.networks import LATENT_DIM, Critic, Encoder, Generator
 
 _PAPER_GAN_EPOCHS = 50  # AnoGAN's, MVTec AD §4.1.1
@@ -97,7 +96,7 @@ class FAnoGANParams:
     score_batch_size: int = 64  # patches scored together
 
 
-class FAnoGAN(Detector[FAnoGANParams]):
+class FAnoGAN(ModulesState, Detector[FAnoGANParams]):
     name = "fanogan"
     inference_kind = "single-pass"
     loss_labels: ClassVar[dict[str, str]] = {
@@ -298,11 +297,3 @@ class FAnoGAN(Detector[FAnoGANParams]):
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "critic": self.critic, "encoder": self.encoder}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        for module in self._modules().values():
-            module.eval()

@@ -27,7 +27,6 @@ not trained), which gives the same generator.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,7 +43,7 @@ from adbench.detector import (
     shared_params_mismatch,
 )
 from adbench_methods.anogan.latent_search import PatchResult, SearchSettings, search_tiled
-from adbench_methods.common.state import load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState
 from adbench_methods.fanogan.detector import FAnoGAN, FAnoGANParams
 from adbench_methods.fanogan.networks import LATENT_DIM
 
@@ -66,7 +65,7 @@ class FAnoGANIterativeParams(FAnoGANParams):
         return FAnoGANParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(FAnoGANParams)})
 
 
-class FAnoGANIterative(Detector[FAnoGANIterativeParams]):
+class FAnoGANIterative(ModulesState, Detector[FAnoGANIterativeParams]):
     name = "fanogan-iterative"
     inference_kind = "iterative"
     trained_by = "fanogan"
@@ -154,11 +153,3 @@ class FAnoGANIterative(Detector[FAnoGANIterativeParams]):
     def _modules(self) -> dict[str, torch.nn.Module]:
         """G and D: what the mapping searches with (the encoder, if any, is `fanogan`'s to keep)."""
         return {"generator": self.model.generator, "critic": self.model.critic}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        for module in self._modules().values():
-            module.eval()

@@ -14,7 +14,6 @@ augmented views, at the codes' batch 64.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -33,7 +32,7 @@ from adbench.detector import (
 from adbench_methods.common.augment import AugmentPolicy, random_views
 from adbench_methods.common.patches import reconstruct_gan_tiled, score_gan_tiled
 from adbench_methods.common.schedule import paper_steps
-from adbench_methods.common.state import load_modules_state, modules_state
+from adbench_methods.common.state import ModulesState
 from adbench_methods.ganomaly.networks import initialise
 
 PAPER_EPOCHS = 15  # niter in both codes
@@ -105,7 +104,7 @@ class AdversarialParams:
     score_batch_size: int = 64  # patches scored together
 
 
-class AdversarialAutoencoder(Detector[ParamsT], Generic[ParamsT]):
+class AdversarialAutoencoder(ModulesState, Detector[ParamsT], Generic[ParamsT]):
     """G and D built by `_networks`, a training step by `_train_step`, a patch score by `_score`."""
 
     def __init__(self, params: ParamsT, device: str | torch.device = "cpu") -> None:
@@ -192,11 +191,3 @@ class AdversarialAutoencoder(Detector[ParamsT], Generic[ParamsT]):
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return modules_state(self._modules())
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        load_modules_state(self._modules(), tensors)
-        for module in self._modules().values():
-            module.eval()
