@@ -20,7 +20,9 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["lint", "typecheck", "tests", "gate"]
 
 TORCH = "torch==2.13.0"
-GATE_METHODS = "l2ae,ssimae,cbigan,egbad,anogan,fanogan,fanogan-iterative,ganomaly,skipganomaly,draem,dsr"
+GATE_METHODS = (
+    "l2ae,ssimae,cbigan,egbad,anogan,fanogan,fanogan-iterative,ganomaly,skipganomaly,draem,dsr,utad"
+)
 GATE_BASELINE = "reports/baselines/smoke-synthetic.json"
 # The gate's seeded smoke training gives the same numbers on every x86-64 CPU with AVX2 only with portable
 # kernels (adbench/machine/kernels.py): with AVX2 forced alone, a baseline made on an AMD EPYC failed on an

@@ -59,6 +59,7 @@ METHODS = (
     "skipganomaly",
     "draem",
     "dsr",
+    "utad",
 )
 # MVTec AD, Table 1 of Bergmann et al. (2019): training images, defect-free and defective test images.
 MVTEC_COUNTS: dict[str, tuple[int, int, int]] = {
@@ -100,6 +101,16 @@ class Measured:
     image_auroc: float
     final_losses: dict[str, float]
     peak_memory_gib: float | None  # CUDA only
+
+
+def _without_absent_weights(methods: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """utad's pixel maps where the VGG-19 file is not stored (the lent machine reaches no network): the
+    check times its training, which the maps do not change."""
+    from adbench.weights.store import present
+
+    if "utad" in methods and present("vgg19") is None:
+        return {"utad": {"perceptual": "pixel"}}
+    return {}
 
 
 def _measure(
@@ -261,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps and --texture-steps must be at least 1")
     methods = tuple(args.methods.split(","))
     config = RunConfig(
-        methods=methods, categories=(args.object, args.texture), budget=args.budget, device=args.device
+        methods=methods,
+        categories=(args.object, args.texture),
+        budget=args.budget,
+        device=args.device,
+        method_params=_without_absent_weights(methods),
     )
     grid = resolve_grid(config, dry_run=True)  # the synthetic data and the methods, found once
     console = Console(stderr=True, width=120)  # the device's output is no terminal

@@ -8,15 +8,33 @@ The CSV files in data/ are transcribed from the source papers:
   overall average; the textures and objects means are recomputed here (shown at the report's precision,
   not the paper's). The excerpt's text extraction displaced one cell: in DRAEM's row (and CutPaste's)
   the transistor value (93.1) sits before the wood value in the last cell, while the DSR row keeps it in
-  place after tile ("97.5 100 97.8"); the values transcribed follow the header's order, as in DSR's row.
-They are shown only beside runs whose categories are all MVTec AD categories, labelled "(paper)", and
-never mixed into results.
+  place after tile ("97.5 100 97.8"); the values transcribed follow the header's order, as in DSR's row;
+- the UTAD paper's Table 1 (two decimals), every row it lists, shown beside any run on MVTec AD: the
+  per-category IoU with its row of means (beside `pixel_iou`), and its row of AUROC means, the only
+  AUROC it prints (beside `pixel_auroc`). The text extraction lost the labels of the two mean rows, of
+  the two "[12]" columns and the "γ" of γ-VAE; they are restored from MVTec AD's Table 3 (the
+  segmentation's relative per-region overlap and ROC AUC per category): the AnoGAN column and the
+  first "[12]" column equal MVTec AD's AnoGAN and AE (L2) overlaps in all 15 categories, the second
+  "[12]" column its AE (SSIM) overlaps in 14 of them (leather: 0.34 in UTAD, 0.71 in MVTec AD; UTAD's
+  0.34 is transcribed). The AUROC row is pixel-level: its AnoGAN, AE-L2 and AE-SSIM means (0.74, 0.82,
+  0.87) are those of MVTec AD's segmentation ROC AUCs (0.743, 0.817, 0.869), while MVTec AD reports no
+  image AUROC and the CBiGAN paper's image AUROC of AE-L2 averages 0.75. The IoU means are the paper's
+  own, within its rounding of the 15 values, except CAVGA's: its 15 values (copied from CAVGA's
+  supplement, the paper says) average 0.455, it prints 0.47 (and its text counts its 6% lead from it).
+  The textures and objects means are recomputed here. The paper's IoU is not `pixel_iou`: UTAD's own row
+  segments at the fixed threshold of its eq. 9 (the value was lost in the extraction), the rows from
+  MVTec AD are its per-region overlap at a threshold chosen on defect-free validation images, and the
+  paper does not say at which threshold the other methods were segmented.
+Only rows of the run's methods are shown (each table maps ours to its names), except for a table that
+shows `every_row`. Rows are shown only beside runs whose categories are all MVTec AD categories,
+labelled "(paper)", and never mixed into results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 import pandas as pd
@@ -31,6 +49,8 @@ class PaperTable:
     names: dict[str, str]  # our method -> the paper's row name
     decimals: int  # as the paper prints its values
     published_means: tuple[str, ...]  # the mean columns the paper prints; the others are recomputed
+    # Show all the table's rows beside any run (on MVTec AD), not only those of the run's methods.
+    every_row: bool = False
 
 
 _CBIGAN_TABLE_II = PaperTable(
@@ -53,6 +73,10 @@ _CBIGAN_TABLE_III = PaperTable(
     MEAN_COLUMNS,
 )
 _DSR_TABLE_3 = PaperTable("dsr-table3-auroc.csv", {"draem": "DRAEM", "dsr": "DSR"}, 3, ("overall_mean",))
+# The UTAD paper's Table 1: IoU per category and its mean; of the AUROC, only the mean over all 15.
+_UTAD_NAMES = {"anogan": "AnoGAN", "l2ae": "AE-L2", "ssimae": "AE-SSIM", "utad": "UTAD"}
+_UTAD_TABLE_1_IOU = PaperTable("utad-table1-iou.csv", _UTAD_NAMES, 2, ("overall_mean",), every_row=True)
+_UTAD_TABLE_1_AUROC = PaperTable("utad-table1-auroc.csv", _UTAD_NAMES, 2, ("overall_mean",), every_row=True)
 # The CBiGAN paper's Table II mixes two metrics: its own rows (CBiGAN, EGBAD) are the maximum balanced
 # accuracy over thresholds, while the AE-L2, AE-SSIM and AnoGAN rows are copied from MVTec AD's Table 2,
 # (TPR + TNR) / 2 at a threshold chosen on defect-free validation images. Each row goes beside its metric.
@@ -61,6 +85,8 @@ PAPER_TABLES: dict[str, list[tuple[PaperTable, Callable[[str], bool]]]] = {
     "image_max_balanced_accuracy": [(_CBIGAN_TABLE_II, lambda row: row not in _AT_VALIDATION_THRESHOLD)],
     "threshold_balanced_accuracy": [(_CBIGAN_TABLE_II, lambda row: row in _AT_VALIDATION_THRESHOLD)],
     "image_auroc": [(_CBIGAN_TABLE_III, lambda row: True), (_DSR_TABLE_3, lambda row: True)],
+    "pixel_iou": [(_UTAD_TABLE_1_IOU, lambda row: True)],
+    "pixel_auroc": [(_UTAD_TABLE_1_AUROC, lambda row: True)],
 }
 # Footnotes the report prints under a table holding these paper rows.
 PAPER_NOTES = {
@@ -76,6 +102,20 @@ PAPER_NOTES = {
     "DSR": (
         "The published rows of DRAEM and DSR are the DSR paper's Table 3 (in per cent there); it prints "
         "only the overall average, so their textures and objects means are recomputed from its values."
+    ),
+    "pixel_iou": (
+        "Pixel IoU here segments at the validation threshold (chosen on defect-free validation maps); "
+        "the published rows, the UTAD paper's Table 1, are not the same figure: UTAD's own row segments "
+        "its error map at the paper's fixed threshold (its eq. 9); the AnoGAN, AE-L2 and AE-SSIM rows are "
+        "MVTec AD's Table 3, a relative per-region overlap at MVTec AD's threshold chosen on defect-free "
+        "validation images; for the other rows the paper does not say. Its AE-SSIM leather "
+        "value (0.34) differs from MVTec AD's (0.71); its CAVGA mean (0.47) is not the mean of its 15 "
+        "values (0.455). Its textures and objects means are recomputed from its values."
+    ),
+    "pixel_auroc": (
+        "The published rows are the UTAD paper's Table 1, which prints the AUROC only as a mean over all 15 "
+        "categories. It is pixel-level, though the paper does not say: its AnoGAN, AE-L2 and AE-SSIM "
+        "means (0.74, 0.82, 0.87) are those of MVTec AD's per-category segmentation ROC AUCs."
     ),
 }
 
@@ -107,13 +147,15 @@ def paper_notes(metric: str, rows: pd.DataFrame) -> list[str]:
 
 
 def paper_rows(metric: str, methods: list[str], categories: list[str]) -> pd.DataFrame:
-    """The papers' rows for `methods` (those they report), over `categories`, indexed "<name> (paper)".
+    """The papers' rows for `methods` (those they report; every row of an `every_row` table), over
+    `categories`, indexed "<name> (paper)".
 
     Means are the paper's own when every MVTec AD category is shown and the paper prints them, else
-    recomputed over those shown. Empty when the metric has no paper table or the categories are not
-    MVTec AD's.
+    recomputed over those shown; a row with no value over those (a paper printing only a mean over all
+    15) is left out. Empty when the metric has no paper table, there are no methods, or the categories
+    are not MVTec AD's.
     """
-    if metric not in PAPER_TABLES or not is_mvtec(categories):
+    if metric not in PAPER_TABLES or not methods or not is_mvtec(categories):
         return pd.DataFrame()
     found = [_rows_of(paper, shown, methods, categories) for paper, shown in PAPER_TABLES[metric]]
     found = [rows for rows in found if not rows.empty]
@@ -123,10 +165,9 @@ def paper_rows(metric: str, methods: list[str], categories: list[str]) -> pd.Dat
 def _rows_of(
     paper: PaperTable, shown: Callable[[str], bool], methods: list[str], categories: list[str]
 ) -> pd.DataFrame:
-    source = resources.files("adbench.report").joinpath("data", paper.file)
-    with source.open() as stream:
-        table = pd.read_csv(stream).set_index("method")
-    names = [paper.names[m] for m in methods if paper.names.get(m) in table.index and shown(paper.names[m])]
+    table = _table(paper.file)
+    names = list(table.index) if paper.every_row else [paper.names[m] for m in methods if m in paper.names]
+    names = [name for name in names if name in table.index and shown(name)]
     rows = table.loc[names, categories].copy()
     textures = [c for c in categories if c in TEXTURES]
     objects = [c for c in categories if c in OBJECTS]
@@ -136,18 +177,28 @@ def _rows_of(
     if covers_mvtec(categories):
         published = list(paper.published_means)
         rows[published] = table.loc[names, published]
+    rows = rows.dropna(how="all")
     rows.index = [f"{name} (paper)" for name in rows.index]
     return rows
 
 
-def paper_decimals(row: str, column: str, every_category: bool) -> int | None:
-    """The precision a paper prints the value of `row` ("<name> (paper)") in `column` with; None for a
-    value the paper does not print (a mean recomputed here), shown at the report's own precision."""
+@cache
+def _table(file: str) -> pd.DataFrame:
+    """The transcription in data/`file`, indexed by the paper's row names; not to be modified."""
+    source = resources.files("adbench.report").joinpath("data", file)
+    with source.open(encoding="utf-8") as stream:
+        return pd.read_csv(stream).set_index("method")
+
+
+def paper_decimals(metric: str, row: str, column: str, every_category: bool) -> int | None:
+    """The precision a paper prints the value of `row` ("<name> (paper)") in `column` of the table of
+    `metric` with; None for a value the paper does not print (a mean recomputed here), shown at the
+    report's own precision. The metric decides, since one name (AE-L2) is in tables with different
+    published means."""
     name = row.removesuffix(" (paper)")
-    for tables in PAPER_TABLES.values():
-        for paper, _ in tables:
-            if name in paper.names.values():
-                if column not in MEAN_COLUMNS or (every_category and column in paper.published_means):
-                    return paper.decimals
-                return None
+    for paper, _ in PAPER_TABLES.get(metric, []):
+        if name in (_table(paper.file).index if paper.every_row else paper.names.values()):
+            if column not in MEAN_COLUMNS or (every_category and column in paper.published_means):
+                return paper.decimals
+            return None
     return None

@@ -46,7 +46,10 @@ def render_table(table: TableData) -> str:
     # Published values keep the paper's precision; means recomputed here are ours.
     every_category = covers_mvtec([c for c in columns if c not in MEAN_COLUMNS])
     for name, row in paper.iterrows():
-        cells = [format_value(row[c], metric, paper_decimals(str(name), c, every_category)) for c in columns]
+        cells = [
+            format_value(row[c], metric, paper_decimals(metric, str(name), c, every_category))
+            for c in columns
+        ]
         lines.append(f"| {name} | published | " + " | ".join(cells) + " |")
     notes = paper_notes(metric, paper)
     if notes:

@@ -83,7 +83,7 @@ def lookup(name: str) -> WeightFile:
 
 
 # VGG-19's convolutions ("E" in torchvision's vgg.py): output channels, "M" a 2×2 max pool.
-_VGG19_LAYERS: tuple[int | str, ...] = (
+VGG19_LAYERS: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
 )  # fmt: skip
 
@@ -92,7 +92,7 @@ def vgg19_shapes() -> Shapes:
     """The tensors of torchvision's VGG-19 (without batch norm), named as its state dict names them."""
     shapes: Shapes = {}
     index, channels = 0, 3
-    for layer in _VGG19_LAYERS:
+    for layer in VGG19_LAYERS:
         if isinstance(layer, str):  # a max pool: a layer without tensors
             index += 1
             continue
