@@ -151,6 +151,16 @@ def test_a_run_needing_the_missing_vgg19_stops_before_its_folder_exists(tiny_roo
     assert "vgg19-dcbb9e9d.pth" in line and "adbench weights fetch vgg19" in line
     assert "utad.perceptual=pixel" in line
     assert not (tmp_path / "runs").exists()
+    # A dry run shows the plan, then fails as the run would, naming the same file.
+    dry = adbench(
+        "run", "--data", str(tiny_root), "--methods", "utad", "--categories", "washer", "--budget", "paper",
+        "--dry-run", "--json", "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert dry.returncode == 2 and "would stop before training" in one_line(dry.stderr)
+    plan = json.loads(dry.stdout.splitlines()[0])
+    assert (plan["image_size"], plan["params"]["perceptual"]) == (256, "vgg19")
+    assert "adbench weights fetch vgg19" in plan["stops_before_training"]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_pixel_maps_are_recorded_as_a_departure(tiny_root, tmp_path):

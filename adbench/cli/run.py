@@ -20,6 +20,7 @@ from adbench.run.options import OPTIONS_BY_KEY, RUN_OPTIONS, flag_name, given_fl
 
 if TYPE_CHECKING:
     from adbench.run.config import RunConfig
+    from adbench.run.plan import CellPlan
     from adbench.run.runner import RunOutcome
 
 
@@ -197,6 +198,7 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
     if as_json:
         for cell in cells:
             sys.stdout.write(json.dumps(cell.to_json()) + "\n")
+        _refuse_blocked(cells)
         return
     table = Table(
         title=f"plan: {len(cells)} cells at the {config.budget} budget (nothing trained or written)"
@@ -241,3 +243,12 @@ def _print_plan(config: RunConfig, as_json: bool, estimate: bool) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+    _refuse_blocked(cells)
+
+
+def _refuse_blocked(cells: list[CellPlan]) -> None:
+    """After the plan is shown: the run it describes would stop before training, so the dry run fails
+    with the first reason (a script using --dry-run as a preflight check sees it)."""
+    blocked = next((cell for cell in cells if cell.stops_before_training), None)
+    if blocked is not None:
+        raise AdbenchError(f"the run would stop before training: {blocked.stops_before_training}")

@@ -19,6 +19,7 @@ from rich.progress import Progress
 from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.layout import CategoryFiles
 from adbench.detector import Detector, TrainingBudget
+from adbench.errors import AdbenchError
 from adbench.machine.devices import resolve_device, seed_everything
 from adbench.machine.timing import MachineLoad, measured
 from adbench.run.cell import new_detector
@@ -49,6 +50,9 @@ class CellPlan:
     departures: tuple[str, ...]
     # The method whose cell trains the networks this one scores with (it trains nothing itself: steps 0).
     trained_by: str | None = None
+    # Why the run would stop before training (a missing resource, `Detector.check_resources`); None: it
+    # would train.
+    stops_before_training: str | None = None
     estimated_seconds: float | None = None
     # Why the estimate's timings ran on a contended machine (timing.MachineLoad's words); None when quiet.
     estimate_contended: str | None = None
@@ -61,6 +65,8 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
     """Every cell of the grid in run order; with `estimate`, its duration on `config.device`, each
     (method, category) timing advancing a `progress` bar (they take seconds each)."""
     grid = resolve_grid(config, dry_run=True)
+    if estimate and grid.blocked:
+        raise AdbenchError(next(iter(grid.blocked.values())))  # timing scores needs what is missing
     device = resolve_device(config.device)
     bar = progress if estimate else None
     probes = len(grid.files) * len(grid.methods)
@@ -99,6 +105,7 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
                         departures=method.departures(category, config.budget)
                         + method.params_departures(detector.params),
                         trained_by=trained_by,
+                        stops_before_training=grid.blocked.get(method.name),
                         estimated_seconds=seconds,
                         estimate_contended=contended,
                     )

@@ -17,7 +17,7 @@ import itertools
 import os
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,12 +126,15 @@ class ResolvedGrid:
     format: DatasetFormat
     methods: dict[str, type[Detector]]
     files: dict[str, CategoryFiles]  # in grid order (textures first)
+    # A dry run's methods whose run would stop before training (a missing resource): the one-line reason.
+    blocked: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     """Everything that can fail before training, checked: the cache, the data, the methods, every
     method's parameter overrides for every category. A `dry_run` writes nothing, except the built-in
-    synthetic dataset into the cache when it is used and not there yet."""
+    synthetic dataset into the cache when it is used and not there yet, and records a missing resource in
+    `blocked` instead of raising, so that its plan can still be shown."""
     if not dry_run or config.data is None:
         make_folder(cache_root())  # an unusable cache must stop the run before its folder exists
     root = config.data if config.data is not None else default_dataset(cache_root())
@@ -141,16 +144,22 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     # Every cell's params (the overrides' names, types and ranges) and, for a run that trains, what they
     # need besides the data (texture folders, pretrained weights), before any training. Re-scoring stored
     # checkpoints needs neither.
+    blocked: dict[str, str] = {}
     for category_files in files.values():
         category = describe(category_files, remember=not dry_run)
         for name, method in methods.items():
             defaults = method.default_params(category, config.budget)
             params = checked_params(name, defaults, config.method_params.get(name, {}))
-            if config.eval_only_from is None:
-                method.check_resources(params)
+            if config.eval_only_from is None and name not in blocked:
+                try:
+                    method.check_resources(params)
+                except AdbenchError as error:
+                    if not dry_run:
+                        raise
+                    blocked[name] = str(error)
     if config.eval_only_from is None:
         _check_shared_training(config, methods, files, dry_run)
-    return ResolvedGrid(root, dataset.format, methods, files)
+    return ResolvedGrid(root, dataset.format, methods, files, blocked)
 
 
 def _check_shared_training(
