@@ -51,6 +51,14 @@ half the widths (h 16, codes of 16, detection width 8; 1.7× the time) brick ros
 bricks' layout followed, blurred) but ihc fell to 0.388, so the default stayed. At 64 px the subspace
 restriction's bottleneck is 4 × 4 (Q_hi) and 2 × 2 (Q_lo) cells, against 16 × 16 and 8 × 8 at the paper's
 256 px: too coarse to carry an image's layout, which is why its normal appearance is a template.
+Measured since on the seed-1 brick photographs: the trained subspace restriction modules' outputs do not
+follow their input codes (least-squares share 0.000, while the general decoder's image follows the
+input at 0.57), nor does the object decoder fed the unrestricted codes (0.000), with the code's N(0, 0.02)
+initialisation or torch's; trained alone on the feature loss at lr 1e-3, the Q_hi module began to follow
+after ~500 steps (0.13 at 600, 0.56 at 1,200) and the Q_lo module (2 × 2 bottleneck) never did; the
+object decoder's 64-channel squeeze (the code's) instead of 16 left brick a template (0.575 AUROC), and so
+did 2,100 steps (vq_share 0.15, stage-1 lr 1e-3: brick 0.633, sensitivity 0.000). 128 px, where the
+object decoder's bottleneck is 8 × 8, is the lever left; at the `default` widths it costs ~4× the time.
 """
 
 from __future__ import annotations
