@@ -170,6 +170,12 @@ class Detector(abc.ABC, Generic[ParamsT]):
         folder exists, and on `--dry-run`; re-scoring stored checkpoints (`--eval-only`) skips it. Most
         methods need nothing."""
 
+    @classmethod
+    def check_scoring_resources(cls, params: Any) -> None:
+        """As `check_resources`, for what scoring needs besides the checkpoint (a pretrained network the
+        anomaly maps are computed with): called for every cell of every run, `--eval-only` included, before
+        the run folder exists. Most methods need nothing."""
+
     def training_steps(self, budget: TrainingBudget, train_images: int) -> int:
         """Optimiser steps `fit` takes on `train_images` images; an epoch is one pass over the images.
 

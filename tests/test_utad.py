@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from adbench.detector import CategorySpec, TrainingBudget
+from adbench.errors import AdbenchError
+from adbench.run.config import RunConfig
+from adbench.run.runner import resolve_grid
 from adbench.weights.registry import vgg19_shapes
 from adbench_methods.utad.detector import UTAD
 from adbench_methods.utad.networks import InceptionBlock, adain, shuffled_latents
@@ -161,6 +164,26 @@ def test_a_run_needing_the_missing_vgg19_stops_before_its_folder_exists(tiny_roo
     assert (plan["image_size"], plan["params"]["perceptual"]) == (256, "vgg19")
     assert "adbench weights fetch vgg19" in plan["stops_before_training"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_rescoring_still_needs_the_vgg19_its_maps_are_computed_with(tiny_root, tmp_path, monkeypatch):
+    """Re-scoring a checkpoint skips what only training needs (DRAEM's texture folder), not what scoring
+    needs (utad's VGG-19): that stops the re-scoring before its folder exists too."""
+    monkeypatch.setenv("ADBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    config = RunConfig(
+        methods=("utad", "draem"),
+        categories=("washer",),
+        data=tiny_root,
+        budget="smoke",
+        method_params={"utad": {"perceptual": "vgg19"}, "draem": {"anomaly_source": str(tmp_path / "gone")}},
+    )
+    rescoring = dataclasses.replace(config, eval_only_from=tmp_path / "earlier-run")
+    with pytest.raises(AdbenchError, match="adbench weights fetch vgg19"):
+        resolve_grid(rescoring)
+    without_vgg19 = dataclasses.replace(rescoring, method_params={"draem": config.method_params["draem"]})
+    assert set(resolve_grid(without_vgg19).methods) == {"utad", "draem"}
+    with pytest.raises(AdbenchError, match="gone"):  # training needs the texture folder
+        resolve_grid(dataclasses.replace(config, method_params={"draem": config.method_params["draem"]}))
 
 
 def test_the_pixel_maps_are_recorded_as_a_departure(tiny_root, tmp_path):

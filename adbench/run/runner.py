@@ -141,18 +141,22 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
     dataset = read_dataset(root, config.categories, dict(config.kinds), config.data_format)
     methods = {name: load_method(name) for name in dict.fromkeys(config.methods)}
     files = dataset.files
-    # Every cell's params (the overrides' names, types and ranges) and, for a run that trains, what they
-    # need besides the data (texture folders, pretrained weights), before any training. Re-scoring stored
-    # checkpoints needs neither.
+    # Every cell's params (the overrides' names, types and ranges) and what they need besides the data
+    # (texture folders, pretrained weights), before any training: to score, always; to train, for a run
+    # that trains (re-scoring stored checkpoints does not).
     blocked: dict[str, str] = {}
     for category_files in files.values():
         category = describe(category_files, remember=not dry_run)
         for name, method in methods.items():
             defaults = method.default_params(category, config.budget)
             params = checked_params(name, defaults, config.method_params.get(name, {}))
-            if config.eval_only_from is None and name not in blocked:
+            checks = [method.check_scoring_resources]
+            if config.eval_only_from is None:
+                checks.append(method.check_resources)
+            if name not in blocked:
                 try:
-                    method.check_resources(params)
+                    for check in checks:
+                        check(params)
                 except AdbenchError as error:
                     if not dry_run:
                         raise

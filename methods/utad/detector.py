@@ -20,7 +20,7 @@ choice also in the README's table of departures):
   UTAD); the decoder's loss (eq. 5) the mean squared error, weighted `impression_weight` (the "flexible"
   weight of eq. 6); the KL term weighted `kl_weight` (eq. 3's lost symbol); the negatives are the batch's
   latents rolled by a random offset (a permutation that never pairs an image with its own latent); the
-  impression is decoded from the latent's mean; the SGD lr (lost) `ie_learning_rate`.
+  impression is decoded from the latent's mean; the SGD lr (lost) `ie_learning_rate` 1e-2.
 - Expert-Net (§3.2, §4.1, after MUNIT): detail extractor of 3 convolutions and adaptive average pooling,
   two encoders of 4 convolution blocks and 2 residual blocks, two decoders of 2 AdaIN residual blocks
   (eq. 7, scales and shifts from an MLP on the detail vector) and 4 convolution blocks with upsampling;
@@ -191,7 +191,7 @@ class UTAD(ModulesState, Detector[UTADParams]):
         )
 
     @classmethod
-    def check_resources(cls, params: Any) -> None:
+    def check_scoring_resources(cls, params: Any) -> None:
         if params.perceptual != "vgg19":
             return
         from adbench.errors import AdbenchError
