@@ -216,7 +216,11 @@ def test_briefly_trained_dsr_separates_synthetic_defects(tiny_root):
     category = describe(files)
     narrow = {"hidden_width": 16, "residual_width": 8, "code_dim": 16, "codebook_size": 64}
     params = dataclasses.replace(
-        DSR.default_params(category, "default"), **narrow, detection_width=8, bottleneck_width=8
+        DSR.default_params(category, "default"),
+        **narrow,
+        detection_width=8,
+        bottleneck_width=8,
+        image_size=64,
     )
     torch.manual_seed(0)
     detector = DSR(params)

@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         method_params=_without_absent_weights(methods),
     )
     grid = resolve_grid(config, dry_run=True)  # the synthetic data and the methods, found once
+    if grid.blocked:  # a dry run records a missing resource instead of raising; this check would train
+        parser.error(next(iter(grid.blocked.values())))
     console = Console(stderr=True, width=120)  # the device's output is no terminal
     console.print(f"torch {torch.__version__}, device {resolve_device(config.device)}")
     measured: list[Measured] = []

@@ -50,8 +50,8 @@ class CellPlan:
     departures: tuple[str, ...]
     # The method whose cell trains the networks this one scores with (it trains nothing itself: steps 0).
     trained_by: str | None = None
-    # Why the run would stop before training (a missing resource, `Detector.check_resources`); None: it
-    # would train.
+    # Why the run would stop before training (a missing resource: `Detector.check_resources` or
+    # `check_scoring_resources`); None: it would go on.
     stops_before_training: str | None = None
     estimated_seconds: float | None = None
     # Why the estimate's timings ran on a contended machine (timing.MachineLoad's words); None when quiet.
@@ -66,7 +66,7 @@ def plan_grid(config: RunConfig, estimate: bool = False, progress: Progress | No
     (method, category) timing advancing a `progress` bar (they take seconds each)."""
     grid = resolve_grid(config, dry_run=True)
     if estimate and grid.blocked:
-        raise AdbenchError(next(iter(grid.blocked.values())))  # timing scores needs what is missing
+        raise AdbenchError(next(iter(grid.blocked.values())))  # the timed steps need what is missing
     device = resolve_device(config.device)
     bar = progress if estimate else None
     probes = len(grid.files) * len(grid.methods)
