@@ -178,8 +178,10 @@ def test_rescoring_still_needs_the_vgg19_its_maps_are_computed_with(tiny_root, t
         method_params={"utad": {"perceptual": "vgg19"}, "draem": {"anomaly_source": str(tmp_path / "gone")}},
     )
     rescoring = dataclasses.replace(config, eval_only_from=tmp_path / "earlier-run")
-    with pytest.raises(AdbenchError, match="adbench weights fetch vgg19"):
+    with pytest.raises(AdbenchError, match="adbench weights fetch vgg19") as stopped:
         resolve_grid(rescoring)
+    # The re-scoring run's params are the earlier run's: `--set`, which it refuses, is not offered.
+    assert "--set" not in str(stopped.value)
     without_vgg19 = dataclasses.replace(rescoring, method_params={"draem": config.method_params["draem"]})
     assert set(resolve_grid(without_vgg19).methods) == {"utad", "draem"}
     with pytest.raises(AdbenchError, match="gone"):  # training needs the texture folder

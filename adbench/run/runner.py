@@ -150,9 +150,11 @@ def resolve_grid(config: RunConfig, dry_run: bool = False) -> ResolvedGrid:
         for name, method in methods.items():
             defaults = method.default_params(category, config.budget)
             params = checked_params(name, defaults, config.method_params.get(name, {}))
+            # A training run asks training's check first: its message can offer what only a new run may
+            # change (a `--set` departure), which a re-scoring run, with the earlier run's params, cannot.
             checks = [method.check_scoring_resources]
             if config.eval_only_from is None:
-                checks.append(method.check_resources)
+                checks.insert(0, method.check_resources)
             if name not in blocked:
                 try:
                     for check in checks:

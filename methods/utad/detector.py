@@ -194,11 +194,18 @@ class UTAD(ModulesState, Detector[UTADParams]):
     def check_scoring_resources(cls, params: Any) -> None:
         if params.perceptual != "vgg19":
             return
-        from adbench.errors import AdbenchError
         from adbench.weights.store import require
 
+        require([WEIGHTS_NAME])
+
+    @classmethod
+    def check_resources(cls, params: Any) -> None:
+        """A new run may choose the pixel-map departure instead; a re-scoring run (its maps fixed by the
+        earlier run's params) gets `check_scoring_resources`' line alone."""
+        from adbench.errors import AdbenchError
+
         try:
-            require([WEIGHTS_NAME])
+            cls.check_scoring_resources(params)
         except AdbenchError as error:
             raise AdbenchError(f"{error}; or --set utad.perceptual=pixel (pixel-wise maps)") from None
 
