@@ -112,12 +112,27 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, Any]:
     """Versions, machine, kernels and commit, for the manifest."""
     import torch
 
     versions: dict[str, str | None] = {}
-    for package in ("adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors"):
+    # kornia, scipy and scikit-image compute numbers too (augmentations, SSIM, the synthetic data and
+    # connected components): a seeded result that moves between machines is traced through these.
+    packages = ("adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors")
+    for package in (*packages, "kornia", "scipy", "scikit-image"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -126,6 +141,9 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.machine(),
+        # The gate's seeded smoke numbers differed on an AMD EPYC with AVX-512 from the baseline's machine
+        # under the same portable kernels: the CPU model says which machines a comparison spans.
+        "cpu_model": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         # PASSIVE when the run started beside busy processes (adbench/machine/sharing.py), or as the user
         # set it
