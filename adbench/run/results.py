@@ -129,10 +129,14 @@ def environment() -> dict[str, Any]:
     import torch
 
     versions: dict[str, str | None] = {}
-    # kornia, scipy and scikit-image compute numbers too (augmentations, SSIM, the synthetic data and
-    # connected components): a seeded result that moves between machines is traced through these.
-    packages = ("adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors")
-    for package in (*packages, "kornia", "scipy", "scikit-image"):
+    # Every library that computes numbers (kornia: augmentations and SSIM; scipy and scikit-image: the
+    # synthetic data and connected components): a seeded result that moves between machines is traced
+    # through these.
+    packages = (
+        "adbench-harness", "torch", "numpy", "pandas", "scikit-learn", "pillow", "safetensors", "kornia",
+        "scipy", "scikit-image",
+    )  # fmt: skip
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
