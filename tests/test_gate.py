@@ -3,12 +3,13 @@ import json
 import pandas as pd
 import pytest
 
-from adbench.report.gate import read_baseline, regressions
+from adbench.errors import AdbenchError
+from adbench.report.gate import read_baselines, regressions
 from adbench.run.results import read_results, results_frame, write_results
 from tests.helpers import adbench, one_line
 
 
-def _run(tmp_path, name, changes=None, drop=None, budget="smoke", kernels=None):
+def _run(tmp_path, name, changes=None, drop=None, budget="smoke", kernels=None, cpu_vendor=None):
     """A run folder with a hand-made results table (2 methods × 2 categories × 2 seeds) and the manifest
     config that says how it was made."""
     rows = []
@@ -38,8 +39,8 @@ def _run(tmp_path, name, changes=None, drop=None, budget="smoke", kernels=None):
     write_results(run_dir, frame)
     config = {"budget": budget, "seeds": [0, 1], "data": None, "pixel_resolution": "native"}
     manifest = {"config": config, "cells": []}
-    if kernels is not None:
-        manifest["environment"] = {"kernels": kernels}
+    environment = {"kernels": kernels, "cpu_vendor": cpu_vendor}
+    manifest["environment"] = {key: value for key, value in environment.items() if value is not None}
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     return run_dir
 
@@ -49,11 +50,12 @@ def test_baseline_holds_seed_means_of_quality_metrics_only(tmp_path):
     baseline = tmp_path / "baselines" / "smoke.json"
     result = adbench("compare", str(run_dir), "--baseline", str(baseline), "--update")
     assert result.returncode == 0, result.stderr
-    entries = read_baseline(baseline)
+    (written,) = read_baselines(baseline)
+    entries = written.entries
     assert set(entries.metric) == {"image_auroc"}, "timings depend on the machine and are not gated"
     l2ae_sand = entries[(entries.method == "l2ae") & (entries.category == "sand")]["value"].item()
     assert l2ae_sand == pytest.approx(0.805)  # mean of seeds 0.80 and 0.81
-    assert json.loads(baseline.read_text())["runs"] == ["base"]
+    assert written.runs == ["base"]
 
 
 def test_gate_passes_an_unchanged_or_better_run_and_fails_a_drop_or_a_missing_row(tmp_path):
@@ -137,7 +139,8 @@ def test_an_undefined_metric_is_left_out_of_the_baseline_and_missing_when_it_bec
     write_results(run_dir, results_frame(pd.concat([results, undefined]).to_dict("records")))
     baseline = tmp_path / "smoke.json"
     assert adbench("compare", str(run_dir), "--baseline", str(baseline), "--update").returncode == 0
-    entries = read_baseline(baseline)
+    (written,) = read_baselines(baseline)
+    entries = written.entries
     assert set(entries[entries.metric == "pixel_aupimo"].method) == {"l2ae"}
     assert adbench("compare", str(run_dir), "--baseline", str(baseline)).returncode == 0
 
@@ -179,7 +182,7 @@ def test_compare_refuses_a_run_made_otherwise_and_exact_is_two_sided(tmp_path):
         adbench("compare", str(_run(tmp_path, "base")), "--baseline", str(baseline), "--update").returncode
         == 0
     )
-    assert json.loads(baseline.read_text())["protocol"] == {
+    assert read_baselines(baseline)[0].protocol == {
         "budget": "smoke",
         "dataset": "built-in synthetic",
         "seeds": [0, 1],
@@ -238,4 +241,77 @@ def test_a_run_of_fewer_categories_reports_the_others_as_not_run_apart_from_drop
     assert (
         one_line(nothing.stderr)
         == f"error: {other}: runs no method on any category of {baseline}, so nothing was compared"
+    )
+
+
+def test_a_baseline_per_cpu_vendor_compares_each_run_with_its_own_vendors(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    intel = _run(tmp_path, "intel", cpu_vendor="GenuineIntel")
+    written = adbench("compare", str(intel), "--baseline", str(baseline), "--update")
+    assert written.returncode == 0 and "(for GenuineIntel CPUs)" in written.stdout
+
+    amd = _run(tmp_path, "amd", {("l2ae", "pin", "image_auroc"): 0.1}, cpu_vendor="AuthenticAMD")
+    refused = adbench("compare", str(amd), "--baseline", str(baseline))
+    assert refused.returncode == 2
+    assert (
+        f"{amd}: made on CPU vendor AuthenticAMD, but {baseline} holds baselines for GenuineIntel only"
+        in one_line(refused.stderr)
+    )
+    added = adbench("compare", str(amd), "--baseline", str(baseline), "--update")
+    assert added.returncode == 0
+    assert "kept the GenuineIntel baseline (intel) as it was" in " ".join(added.stdout.split())
+    assert [b.cpu_vendor for b in read_baselines(baseline)] == ["AuthenticAMD", "GenuineIntel"]
+
+    assert adbench("compare", str(intel), "--baseline", str(baseline)).returncode == 0
+    assert adbench("compare", str(amd), "--baseline", str(baseline)).returncode == 0
+    # Intel's numbers on an AMD CPU: 0.1 below the AMD baseline, which is the one compared
+    amd_as_intel = _run(tmp_path, "amd-as-intel", cpu_vendor="AuthenticAMD")
+    dropped = adbench("compare", str(amd_as_intel), "--baseline", str(baseline))
+    assert dropped.returncode == 1 and "-0.1000" in dropped.stdout
+
+    otherwise = _run(tmp_path, "amd-default", budget="default", cpu_vendor="AuthenticAMD")
+    replaced = adbench("compare", str(otherwise), "--baseline", str(baseline), "--update")
+    assert "dropped the GenuineIntel baseline (intel): made otherwise" in " ".join(replaced.stdout.split())
+    assert [b.runs for b in read_baselines(baseline)] == [["amd-default"]]
+
+    intel_default = _run(tmp_path, "intel-default", budget="default", cpu_vendor="GenuineIntel")
+    assert adbench("compare", str(intel_default), "--baseline", str(baseline), "--update").returncode == 0
+    assert len(read_baselines(baseline)) == 2
+    old = _run(tmp_path, "old", budget="default")  # made before the vendor was recorded
+    unrecorded = adbench("compare", str(old), "--baseline", str(baseline), "--update")
+    assert "stands for every vendor" in " ".join(unrecorded.stdout.split())
+    (alone,) = read_baselines(baseline)
+    assert alone.cpu_vendor is None and alone.runs == ["old"]
+
+
+def test_a_single_baseline_without_a_vendor_compares_a_run_of_any_vendor(tmp_path):
+    baseline = tmp_path / "smoke.json"
+    entries = [
+        {"method": "l2ae", "category": "pin", "metric": "image_auroc", "value": 0.85},  # above the run's
+        {"method": "anogan", "category": "pin", "metric": "image_auroc", "value": 0.6},
+    ]
+    baseline.write_text(json.dumps({"format": 1, "runs": ["old"], "entries": entries}))
+    for vendor in ("GenuineIntel", "AuthenticAMD"):
+        result = adbench(
+            "compare", str(_run(tmp_path, vendor, cpu_vendor=vendor)), "--baseline", str(baseline)
+        )
+        assert result.returncode == 1 and "-0.0450" in result.stdout, "l2ae/pin: 0.805 against 0.85"
+
+
+@pytest.mark.parametrize(
+    ("vendors", "message"),
+    [(["GenuineIntel", "GenuineIntel"], "need one CPU vendor each"), (["GenuineIntel", None], "need one")],
+)
+def test_baselines_of_one_vendor_twice_are_refused(tmp_path, vendors, message):
+    baseline = tmp_path / "smoke.json"
+    entry = {"method": "l2ae", "category": "pin", "metric": "image_auroc", "value": 0.8}
+    sets = [
+        {"runs": ["r"], "protocol": {} if v is None else {"cpu_vendor": v}, "entries": [entry]}
+        for v in vendors
+    ]
+    baseline.write_text(json.dumps({"format": 2, "baselines": sets}))
+    with pytest.raises(AdbenchError) as raised:
+        read_baselines(baseline)
+    assert str(raised.value).startswith(f"{baseline}: not an adbench baseline (") and message in str(
+        raised.value
     )

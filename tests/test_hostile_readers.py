@@ -29,7 +29,7 @@ from adbench.data.layout import KINDS_FILE, read_kinds
 from adbench.errors import AdbenchError
 from adbench.evaluation.external_maps import read_map
 from adbench.files import MAX_NESTING
-from adbench.report.gate import read_baseline
+from adbench.report.gate import read_baselines
 from adbench.run.config import RunConfig, read_grid_file
 from adbench.run.folder import MANIFEST, Manifest
 from adbench_methods.autoencoder.detector import L2Autoencoder
@@ -288,7 +288,24 @@ BASELINE = {
 def test_baselines(scratch, content):
     path = scratch / "baseline.json"
     path.write_bytes(content)
-    _result_or_one_line(lambda: read_baseline(path), path)
+    _result_or_one_line(lambda: read_baselines(path), path)
+
+
+PER_VENDOR_BASELINES = {
+    "format": 2,
+    "baselines": [
+        {**{k: v for k, v in BASELINE.items() if k != "format"}, "protocol": {"cpu_vendor": vendor}}
+        for vendor in ("GenuineIntel", "AuthenticAMD")
+    ],
+}
+
+
+@HOSTILE
+@given(content=hostile_json(PER_VENDOR_BASELINES))
+def test_per_vendor_baselines(scratch, content):
+    path = scratch / "baseline.json"
+    path.write_bytes(content)
+    _result_or_one_line(lambda: read_baselines(path), path)
 
 
 @st.composite

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from adbench.errors import AdbenchError
-from adbench.report.gate import read_baseline
+from adbench.report.gate import read_baselines
 from adbench.run.results import read_results, write_results
 from tests.helpers import adbench, assert_one_line_naming
 from tests.test_gate import _run
@@ -38,7 +38,7 @@ def test_baselines_that_gate_on_nothing_are_one_line(tmp_path, entries, message)
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"format": 1, "runs": ["r"], "entries": entries}))
     with pytest.raises(AdbenchError) as raised:
-        read_baseline(path)
+        read_baselines(path)
     assert str(raised.value).startswith(f"{path}: not an adbench baseline (") and message in str(raised.value)
     assert "\n" not in str(raised.value)
 

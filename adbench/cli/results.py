@@ -103,7 +103,8 @@ def compare(
         Path,
         typer.Option(
             metavar="FILE",
-            help="Baseline JSON, e.g. reports/baselines/smoke-synthetic.json (the smoke grid's).",
+            help="Baseline JSON, e.g. reports/baselines/smoke-synthetic.json (the smoke grid's); it keeps "
+            "one baseline per CPU vendor, and RUN is compared with its own vendor's.",
         ),
     ],
     tolerance: Annotated[
@@ -128,17 +129,16 @@ def compare(
         ),
     ] = False,
     update: Annotated[
-        bool, typer.Option("--update", help="Write RUN's metrics as the new baseline instead of checking.")
+        bool,
+        typer.Option(
+            "--update",
+            help="Write RUN's metrics as the baseline for its CPU vendor instead of checking (other vendors' "
+            "baselines made the same way are kept).",
+        ),
     ] = False,
 ) -> None:
     """Exit 1 when a metric of RUN is missing or dropped below the baseline by more than the tolerance."""
-    from adbench.report.gate import (
-        read_baseline,
-        refuse_other_protocol,
-        regressions,
-        run_protocol,
-        write_baseline,
-    )
+    from adbench.report.gate import VENDOR, baseline_for_run, regressions, run_protocol, write_baseline
     from adbench.run.folder import load_run
 
     if exact and within_interval:
@@ -146,11 +146,13 @@ def compare(
     run = load_run(run_dir)
     protocol = run_protocol(run.manifest)
     if update:
-        write_baseline(baseline, run.results, [run_dir.name], protocol)
-        out_console.print(f"baseline written: {baseline}")
+        notes = write_baseline(baseline, run.results, [run_dir.name], protocol)
+        vendor = protocol.get(VENDOR)
+        out_console.print(f"baseline written: {baseline}" + (f" (for {vendor} CPUs)" if vendor else ""))
+        for note in notes:
+            out_console.print(note)
         return
-    entries = read_baseline(baseline)
-    refuse_other_protocol(run_dir, protocol, baseline)
+    entries = baseline_for_run(run_dir, protocol, baseline)
     if tolerance is None:
         tolerance = 0.0 if within_interval or exact else 0.02
     failing = regressions(run.results, entries, tolerance, within_interval, exact)

@@ -6,8 +6,15 @@ when a baseline entry is missing from it or has dropped by more than the toleran
 entries the baseline does not know pass. `exact` makes it two-sided: any change beyond the tolerance fails.
 
 A baseline also records how its run was made (`protocol`: budget, dataset, seeds, pixel resolution,
-kernels), and a run made otherwise is refused: its numbers would differ for reasons other than a
+kernels, CPU vendor), and a run made otherwise is refused: its numbers would differ for reasons other than a
 regression. Baselines written before the protocol was recorded are compared without that check.
+
+Seeded training gives other numbers on another CPU vendor even with portable kernels (the smoke grid: 38
+metrics beyond 0.02 between an Intel Xeon and an AMD EPYC, adbench/machine/kernels.py), so a file keeps
+one baseline per CPU vendor (format 2), and a run is compared with its own vendor's. `--update` replaces the
+run's vendor's and keeps the others made the same way, which a change that moves the numbers leaves stale
+until someone remakes them on such a machine. Format 1, one baseline with no vendor, is still read and
+compared with a run of any vendor.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,22 @@ from adbench.params import coerced, type_problem
 from adbench.run.folder import Manifest
 
 KEY = ["method", "category", "metric"]
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2  # one baseline per CPU vendor
+_SINGLE_FORMAT = 1  # one baseline, written before the vendor was recorded
+VENDOR = "cpu_vendor"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What one run gave: its gated entries, with how it was made (None: not recorded)."""
+
+    runs: list[str]
+    protocol: dict[str, Any] | None
+    entries: pd.DataFrame
+
+    @property
+    def cpu_vendor(self) -> str | None:
+        return None if self.protocol is None else self.protocol.get(VENDOR)
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:
@@ -46,19 +69,40 @@ def run_protocol(manifest: Manifest) -> dict[str, Any]:
     """What makes two runs' numbers comparable, from a run manifest's config."""
     config = manifest.config
     data = config.get("data")
-    return {
+    protocol = {
         "budget": config.get("budget"),
         "dataset": "built-in synthetic" if data is None else Path(data).name,
         "seeds": config.get("seeds"),
         "pixel_resolution": config.get("pixel_resolution"),
         "kernels": manifest.kernels,
     }
+    if vendor := manifest.environment.get(VENDOR):  # runs made before it was recorded have none
+        protocol[VENDOR] = vendor
+    return protocol
 
 
-def refuse_other_protocol(run_dir: Path, protocol: dict[str, Any], baseline_path: Path) -> None:
+def baseline_for_run(run_dir: Path, protocol: dict[str, Any], path: Path) -> pd.DataFrame:
+    """The entries of `path`'s baseline for the run's CPU vendor; AdbenchError (one line) where it holds
+    none, or where that one was made otherwise than the run."""
+    baselines = read_baselines(path)
+    vendor = protocol.get(VENDOR)
+    chosen = next((b for b in baselines if b.cpu_vendor in (None, vendor)), None)
+    if chosen is None:
+        held = ", ".join(str(b.cpu_vendor) for b in baselines)
+        made_on = f"made on CPU vendor {vendor}" if vendor else "made before adbench recorded the CPU vendor"
+        raise AdbenchError(
+            f"{run_dir}: {made_on}, but {path} holds baselines for {held} only (seeded training gives "
+            "other numbers on another CPU vendor, even with portable kernels); add one with --update on this "
+            "machine"
+        )
+    _refuse_other_protocol(run_dir, protocol, chosen.protocol, path)
+    return chosen.entries
+
+
+def _refuse_other_protocol(
+    run_dir: Path, protocol: dict[str, Any], stored: dict[str, Any] | None, baseline_path: Path
+) -> None:
     """AdbenchError naming the first way the run was made differently from the baseline's run."""
-    document = json.loads(baseline_path.read_text())  # read_baseline has checked it
-    stored = document.get("protocol")
     if stored is None:  # a baseline written before the protocol was recorded
         return
     for key, expected in stored.items():
@@ -70,10 +114,13 @@ def refuse_other_protocol(run_dir: Path, protocol: dict[str, Any], baseline_path
             )
 
 
-def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str], protocol: dict[str, Any]) -> None:
+def write_baseline(
+    path: Path, results: pd.DataFrame, run_ids: list[str], protocol: dict[str, Any]
+) -> list[str]:
+    """Write the run's baseline into `path`, replacing the one for its CPU vendor; the others are kept when
+    made the same way otherwise. Returns one line per baseline of another vendor, saying what became of it."""
     values = gated_values(results)
-    document = {
-        "format": BASELINE_FORMAT,
+    written = {
         "runs": run_ids,
         "protocol": protocol,
         "entries": [
@@ -81,32 +128,102 @@ def write_baseline(path: Path, results: pd.DataFrame, run_ids: list[str], protoc
             for r in values.itertuples()
         ],
     }
-    # What `read_baseline` would refuse is not written: a gate on it could never run.
-    if problem := _baseline_problem(document):
+    # What `read_baselines` would refuse is not written: a gate on it could never run.
+    if problem := _set_problem(written):
         raise AdbenchError(f"{path}: not written; run {', '.join(run_ids)} gives no baseline ({problem})")
-    write_json_atomic(path, document)
+    kept, notes = [], []
+    vendor = protocol.get(VENDOR)
+    for other in _readable_baselines(path):
+        if other.cpu_vendor in (None, vendor):
+            continue
+        if vendor is None:  # a baseline without a vendor is compared with a run of any vendor: alone
+            notes.append(
+                f"dropped the {other.cpu_vendor} baseline ({', '.join(other.runs)}): this run records no "
+                "CPU vendor, so its baseline stands for every vendor"
+            )
+        elif _without_vendor(other.protocol) == _without_vendor(protocol):
+            kept.append(_set_document(other))
+            notes.append(
+                f"kept the {other.cpu_vendor} baseline ({', '.join(other.runs)}) as it was: if this change "
+                f"moved the numbers, remake it with --update on a {other.cpu_vendor} machine"
+            )
+        else:
+            notes.append(f"dropped the {other.cpu_vendor} baseline ({', '.join(other.runs)}): made otherwise")
+    write_json_atomic(path, {"format": BASELINE_FORMAT, "baselines": [written, *kept]})
+    return notes
 
 
-def read_baseline(path: Path) -> pd.DataFrame:
-    """The baseline's entries; AdbenchError naming the file unless it holds at least one entry and each
-    is a distinct (method, category, metric) with a finite value: a gate on nothing always passes."""
+def _readable_baselines(path: Path) -> list[Baseline]:
+    """The baselines `path` holds now; none where it is missing or unreadable, which --update replaces."""
+    if not path.is_file():
+        return []
+    try:
+        return read_baselines(path)
+    except AdbenchError:
+        return []
+
+
+def _without_vendor(protocol: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (protocol or {}).items() if key != VENDOR}
+
+
+def _set_document(baseline: Baseline) -> dict[str, Any]:
+    return {
+        "runs": baseline.runs,
+        "protocol": baseline.protocol,
+        "entries": baseline.entries.to_dict(orient="records"),
+    }
+
+
+def read_baselines(path: Path) -> list[Baseline]:
+    """The file's baselines; AdbenchError naming the file unless each holds at least one entry and each
+    entry is a distinct (method, category, metric) with a finite value (a gate on nothing always passes),
+    and each baseline is for a different CPU vendor."""
     text = read_text_file(
         path, "baseline", f"create it with `adbench compare RUN --baseline {path} --update`"
     )
     try:
-        problem = _baseline_problem(document := parse_json(text))
+        problem = _document_problem(document := parse_json(text))
     except ValueError as error:
         problem = str(error)
     if problem:
         raise AdbenchError(f"{path}: not an adbench baseline ({problem}); recreate it with --update")
-    return pd.DataFrame(document["entries"], columns=[*KEY, "value"]).astype({"value": "float64"})
+    sets = [document] if document["format"] == _SINGLE_FORMAT else document["baselines"]
+    return [
+        Baseline(
+            runs=list(s.get("runs") or []),
+            protocol=s.get("protocol"),
+            entries=pd.DataFrame(s["entries"], columns=[*KEY, "value"]).astype({"value": "float64"}),
+        )
+        for s in sets
+    ]
 
 
-def _baseline_problem(document: Any) -> str | None:
+def _document_problem(document: Any) -> str | None:
     if not isinstance(document, dict):
         return f"a JSON {type(document).__name__}, not an object"
+    if document.get("format") == _SINGLE_FORMAT:
+        return _set_problem(document)
     if document.get("format") != BASELINE_FORMAT:
-        return f"format {document.get('format')!r}, expected {BASELINE_FORMAT}"
+        return f"format {document.get('format')!r}, expected {BASELINE_FORMAT} (or {_SINGLE_FORMAT})"
+    sets = document.get("baselines")
+    if not isinstance(sets, list) or not sets:
+        return f"baselines is {json.dumps(sets)[:40]}, not a list of at least one"
+    for i, one in enumerate(sets):
+        if not isinstance(one, dict):
+            return f"baseline {i}: a JSON {type(one).__name__}, not an object"
+        if problem := _set_problem(one):
+            return f"baseline {i}: {problem}"
+    vendors = [(one.get("protocol") or {}).get(VENDOR) for one in sets]
+    if len(sets) > 1 and (None in vendors or len(set(vendors)) < len(vendors)):
+        return f"{len(sets)} baselines need one CPU vendor each in their protocol, not {vendors}"
+    return None
+
+
+def _set_problem(document: dict[str, Any]) -> str | None:
+    runs = document.get("runs", [])
+    if not isinstance(runs, list) or not all(isinstance(run, str) for run in runs):
+        return f"runs is {json.dumps(runs)[:40]}, not a list of run names"
     if "protocol" in document and not isinstance(document["protocol"], dict):
         return f"protocol is {json.dumps(document['protocol'])[:40]}, not an object"
     entries = document.get("entries")

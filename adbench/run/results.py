@@ -20,6 +20,7 @@ import pandas as pd
 from adbench.atomic import write_atomic_together
 from adbench.errors import AdbenchError
 from adbench.evaluation.metrics.catalogue import METRICS
+from adbench.machine.cpu import cpu_model, cpu_vendor
 from adbench.machine.kernels import kernels_in_use
 from adbench.names import checked_name
 
@@ -112,18 +113,6 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, Any]:
     """Versions, machine, kernels and commit, for the manifest."""
     import torch
@@ -145,9 +134,10 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.machine(),
-        # The gate's seeded smoke numbers differed on an AMD EPYC with AVX-512 from the baseline's machine
-        # under the same portable kernels: the CPU model says which machines a comparison spans.
+        # The gate's seeded smoke numbers differ between an AMD EPYC and an Intel Xeon under the same
+        # portable kernels: the CPU says which machines a comparison spans.
         "cpu_model": cpu_model(),
+        "cpu_vendor": cpu_vendor(),
         "torch_threads": torch.get_num_threads(),
         # PASSIVE when the run started beside busy processes (adbench/machine/sharing.py), or as the user
         # set it
