@@ -266,12 +266,12 @@ def test_a_bad_kind_in_a_grid_file_names_the_file_and_its_key(tiny_root, tmp_pat
 
 
 def _baseline(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    """A baseline written by --update, then edited by hand."""
+    """A baseline written by --update, then its one baseline (of one CPU vendor) edited by hand."""
     path = tmp_path / "smoke.json"
     update = adbench("compare", str(hand_made_run(tmp_path, "base")), "--baseline", str(path), "--update")
     assert update.returncode == 0, update.stderr
     document = json.loads(path.read_text())
-    edit(document)
+    edit(document["baselines"][0])
     path.write_text(json.dumps(document))
     return path
 
@@ -283,7 +283,7 @@ def test_a_baseline_whose_protocol_is_not_a_table_is_one_line(tmp_path):
     )
     assert result.returncode == 2, "not compared without the protocol check"
     assert one_line(result.stderr) == (
-        f'error: {baseline}: not an adbench baseline (protocol is "smoke", not an object); '
+        f'error: {baseline}: not an adbench baseline (baseline 0: protocol is "smoke", not an object); '
         "recreate it with --update"
     )
 
@@ -304,7 +304,7 @@ def test_a_baseline_entry_the_gate_never_compares_is_named_not_counted_missing(t
     result = adbench("compare", str(hand_made_run(tmp_path, "same")), "--baseline", str(baseline))
     assert result.returncode == 2 and "missing" not in result.stdout
     assert one_line(result.stderr).startswith(
-        f"error: {baseline}: not an adbench baseline (entry 0: {problem}"
+        f"error: {baseline}: not an adbench baseline (baseline 0: entry 0: {problem}"
     )
 
 
