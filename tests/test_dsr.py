@@ -12,7 +12,7 @@ from adbench.data.cache import CategoryTensors, describe, load_category
 from adbench.data.formats.mvtec_ad import read_category
 from adbench.detector import CategorySpec, TrainingBudget
 from adbench.evaluation.metrics.image import image_auroc
-from adbench_methods.dsr.detector import DSR
+from adbench_methods.dsr.detector import DSR, OBJECT_DECODER_TAIL
 from adbench_methods.dsr.feature_anomalies import with_feature_anomalies
 from adbench_methods.dsr.networks import ObjectDecoder, SubspaceRestriction, detection_unet
 from adbench_methods.dsr.vqvae import VQVAE, Quantiser, VQSizes, from_published, published_shapes
@@ -118,6 +118,38 @@ def test_the_stages_train_in_order_and_leave_the_earlier_ones_alone():
     assert {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])} == {
         "upsampling"
     }
+
+
+@pytest.mark.parametrize(("start", "as_general"), [("general-decoder", True), ("random", False)])
+def test_the_object_decoders_tail_starts_as_the_trained_general_decoder_when_asked(
+    monkeypatch, start, as_general
+):
+    torch.manual_seed(0)
+    detector = _tiny(object_decoder_start=start)
+    at_stage_1 = []
+
+    def tail_equals_general(*_):
+        tails = [
+            (
+                getattr(detector.object_decoder, name).state_dict(),
+                getattr(detector.vq.decoder, name).state_dict(),
+            )
+            for name in OBJECT_DECODER_TAIL
+        ]
+        at_stage_1.append(all(torch.equal(o[key], g[key]) for o, g in tails for key in g))
+
+    monkeypatch.setattr(detector, "_fit_restoration", tail_equals_general)
+    monkeypatch.setattr(detector, "_fit_upsampling", lambda *_: None)
+    detector.fit(torch.rand(6, 3, 64, 64), TrainingBudget(steps=12, batch_size=4))
+    assert at_stage_1 == [as_general]
+
+
+def test_the_object_decoder_starts_as_the_general_one_at_the_cpu_budgets_only():
+    assert DSR.default_params(OBJECT, "default").object_decoder_start == "general-decoder"
+    assert DSR.default_params(OBJECT, "smoke").object_decoder_start == "general-decoder"
+    assert DSR.default_params(OBJECT, "paper").object_decoder_start == "random"
+    assert any("object decoder" in d for d in DSR.departures(OBJECT, "default"))
+    assert not any("object decoder" in d for d in DSR.departures(OBJECT, "paper"))
 
 
 def test_score_is_the_detection_maps_filtered_maximum_and_the_map_the_upsampled_one():
