@@ -244,22 +244,24 @@ class DSR(ModulesState, Detector[DSRParams]):
                 f"instead of 4,096 of 128, detection width {detection} instead of 64, {steps} steps at "
                 f"batch {batch} instead of 150,000 at 8: minutes on a CPU"
             )
-            found.append(
-                "the object decoder's residual stack and transposed convolutions start as the trained "
-                "general decoder's (the code starts them at random): at these steps its normal appearance "
-                "follows the input more closely"
-            )
         return tuple(found)
 
     @classmethod
     def params_departures(cls, params: Any) -> tuple[str, ...]:
-        if params.vq_vae == "pretrained":
-            return ()
-        return (
-            f"VQ-VAE trained on the category's own images ({params.vq_share:.0%} of the steps) instead of "
-            "the authors' ImageNet-pretrained one: import it with "
-            f"`adbench weights import {WEIGHTS_NAME} FILE` (see `adbench weights list`)",
-        )
+        found = []
+        if params.vq_vae != "pretrained":
+            found.append(
+                f"VQ-VAE trained on the category's own images ({params.vq_share:.0%} of the steps) instead "
+                "of the authors' ImageNet-pretrained one: import it with "
+                f"`adbench weights import {WEIGHTS_NAME} FILE` (see `adbench weights list`)"
+            )
+        if params.object_decoder_start == "general-decoder":
+            found.append(
+                "the object decoder's residual stack and transposed convolutions start as the trained "
+                "general decoder's (the code starts them at random): at the CPU budgets its normal "
+                "appearance follows the input more closely"
+            )
+        return tuple(found)
 
     @classmethod
     def check_resources(cls, params: Any) -> None:
