@@ -300,7 +300,11 @@ def test_a_single_baseline_without_a_vendor_compares_a_run_of_any_vendor(tmp_pat
 
 @pytest.mark.parametrize(
     ("vendors", "message"),
-    [(["GenuineIntel", "GenuineIntel"], "need one CPU vendor each"), (["GenuineIntel", None], "need one")],
+    [
+        (["GenuineIntel", "GenuineIntel"], "need one CPU vendor each"),
+        (["GenuineIntel", None], "need one"),
+        (["GenuineIntel", ["AuthenticAMD"]], 'baseline 1: cpu_vendor is ["AuthenticAMD"], not a CPU vendor'),
+    ],
 )
 def test_baselines_of_one_vendor_twice_are_refused(tmp_path, vendors, message):
     baseline = tmp_path / "smoke.json"

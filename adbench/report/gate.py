@@ -53,7 +53,11 @@ class Baseline:
 
     @property
     def cpu_vendor(self) -> str | None:
-        return None if self.protocol is None else self.protocol.get(VENDOR)
+        return _vendor(self.protocol)
+
+
+def _vendor(protocol: dict[str, Any] | None) -> str | None:
+    return (protocol or {}).get(VENDOR)
 
 
 def gated_values(results: pd.DataFrame) -> pd.DataFrame:
@@ -214,7 +218,7 @@ def _document_problem(document: Any) -> str | None:
             return f"baseline {i}: a JSON {type(one).__name__}, not an object"
         if problem := _set_problem(one):
             return f"baseline {i}: {problem}"
-    vendors = [(one.get("protocol") or {}).get(VENDOR) for one in sets]
+    vendors = [_vendor(one.get("protocol")) for one in sets]
     if len(sets) > 1 and (None in vendors or len(set(vendors)) < len(vendors)):
         return f"{len(sets)} baselines need one CPU vendor each in their protocol, not {vendors}"
     return None
@@ -226,6 +230,9 @@ def _set_problem(document: dict[str, Any]) -> str | None:
         return f"runs is {json.dumps(runs)[:40]}, not a list of run names"
     if "protocol" in document and not isinstance(document["protocol"], dict):
         return f"protocol is {json.dumps(document['protocol'])[:40]}, not an object"
+    vendor = _vendor(document.get("protocol"))
+    if vendor is not None and (not isinstance(vendor, str) or not vendor):
+        return f"{VENDOR} is {json.dumps(vendor)[:40]}, not a CPU vendor's name"
     entries = document.get("entries")
     if not isinstance(entries, list):
         return f"entries is {json.dumps(entries)[:40]}, not a list"
