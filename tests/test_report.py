@@ -428,6 +428,8 @@ def test_report_links_nonempty_figures_and_records_provenance(report):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["environment"]["git_commit"] is None or manifest["environment"]["git_commit"] in markdown
     assert "budget `smoke`, seeds [0, 1]" in markdown and "torch 2." in markdown
+    environment = manifest["environment"]
+    assert f"torch threads, CPU {environment['cpu_model']}, {environment['platform']}" in markdown
 
 
 def test_run_keeps_the_same_few_samples_for_every_method(report):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adbench.data.formats import FORMATS
 from adbench.report.context import ReportInput
 from adbench.report.sections import Section
@@ -23,7 +25,7 @@ def _provenance(run: StoredRun) -> str:
             f"- started {manifest.started_at}, finished {manifest.finished_at}, status {manifest.status}",
             f"- commit `{environment.get('git_commit')}`; python {environment.get('python')}; {versions}",
             f"- device {manifest.device}, {environment.get('torch_threads')} torch threads, "
-            f"{environment.get('platform')}",
+            f"{_processor(environment)}{environment.get('platform')}",
             f"- budget `{config.get('budget')}`, seeds {config.get('seeds')}, "
             f"data `{manifest.dataset}` ({_format_title(manifest)})",
             "- training as run:",
@@ -32,6 +34,12 @@ def _provenance(run: StoredRun) -> str:
             f"- pixel metrics at resolution `{config.get('pixel_resolution')}`",
         ]
     )
+
+
+def _processor(environment: dict[str, Any]) -> str:
+    """The CPU, where the run recorded it (runs before 1f7052f did not): seeded numbers differ between
+    CPU vendors."""
+    return f"CPU {environment['cpu_model']}, " if environment.get("cpu_model") else ""
 
 
 def _format_title(manifest: Manifest) -> str:
